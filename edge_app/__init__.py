@@ -1,0 +1,3 @@
+"""Edge computer vision for packaging lines: tray counting, anomaly inspection, MQTT/SiteWise publishing."""
+
+__version__ = "0.1.0"

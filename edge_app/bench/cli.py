@@ -1,0 +1,6 @@
+"""`edge-app bench ...`: each benchmark lives in its own module and registers itself here."""
+
+import typer
+
+app = typer.Typer(help="Benchmarks: each prints its figures next to a baseline from the same run.",
+                  no_args_is_help=True)

@@ -1,0 +1,187 @@
+"""The app's configuration: one YAML file, validated by pydantic at start-up.
+
+Every model forbids unknown keys, so a typo (``treshold``) is an error, not a silently ignored
+setting. :func:`load_config` turns any problem into one :class:`EdgeAppError` line that names the
+file, the key path and what was expected, e.g.::
+
+    error: configs/demo.yaml: streams.0.counter.window: Input should be a valid integer (got 'ten')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edge_app.errors import EdgeAppError
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class CounterParams(StrictModel):
+    """Parameters of `BinCounter` (see its docstring for what each one does)."""
+
+    window: Annotated[int, Field(ge=2, le=600)] = 8
+    """n: frames over which a continuous drop of the tray count declares a new bin."""
+    min_drop: Annotated[int, Field(ge=1)] = 2
+    """How many trays the smoothed count must fall over ``window`` to count as 'dropping'."""
+    smoothing: Annotated[int, Field(ge=1, le=301)] = 5
+    """Frames in the running median that removes one-frame flicker (odd numbers work best)."""
+    zero_frames: Annotated[int, Field(ge=1)] = 5
+    """Consecutive frames with zero trays before a bin is declared complete."""
+    min_bin_frames: Annotated[int, Field(ge=0)] = 0
+    """Frames a bin must have lasted before it may complete (guards against instant re-triggers)."""
+    count_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    """How often a `count` event is emitted, in seconds of stream time."""
+
+
+class StreamConfig(StrictModel):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    uri: str
+    """A video file path, ``rtsp://...``, ``http://...``, or ``usb:N`` / ``N`` for a local camera."""
+    line: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")] | None = None
+    """Packaging-line id used in MQTT topics and SiteWise aliases (defaults to ``name``)."""
+    roi: list[tuple[float, float]] | None = None
+    """Polygon in frame pixels; only detections whose centre lies inside are counted."""
+    mask_outside_roi: bool = False
+    """Also black out everything outside the ROI before inference."""
+    counter: CounterParams = CounterParams()
+    loop: bool = False
+    """Loop a file source forever (demos)."""
+
+    @field_validator("roi")
+    @classmethod
+    def _roi_is_polygon(cls, roi: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:
+        if roi is not None and len(roi) < 3:
+            raise ValueError(f"a polygon needs at least 3 points, got {len(roi)}")
+        return roi
+
+    @property
+    def line_id(self) -> str:
+        return self.line or self.name
+
+
+class ModelConfig(StrictModel):
+    path: Path
+    backend: Literal["onnxruntime", "tensorrt"] = "onnxruntime"
+    input_size: tuple[Annotated[int, Field(ge=32)], Annotated[int, Field(ge=32)]] = (300, 300)
+    """Network input as (width, height)."""
+    score_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    class_names: list[str] = ["tray"]
+    count_classes: list[str] | None = None
+    """Classes the counter counts (default: all)."""
+    batch_size: Annotated[int, Field(ge=1, le=64)] = 1
+    """Largest batch the detector is given (dynamic batching across streams)."""
+
+
+class TlsConfig(StrictModel):
+    ca_certs: Path | None = None
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    insecure: bool = False
+    """Skip hostname verification (never in production)."""
+
+
+class MqttConfig(StrictModel):
+    enabled: bool = True
+    host: str = "localhost"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    tls: TlsConfig | None = None
+    topic_prefix: Annotated[str, Field(min_length=1)] = "edge-app"
+    client_id: str = "edge-app"
+    qos: Literal[0, 1] = 1
+    keepalive: Annotated[int, Field(ge=5)] = 30
+    username: str | None = None
+    password: str | None = None
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _no_wildcards(cls, prefix: str) -> str:
+        if any(c in prefix for c in "#+") or prefix.endswith("/"):
+            raise ValueError("must not contain '#' or '+' or end with '/'")
+        return prefix
+
+
+class OutputConfig(StrictModel):
+    annotated_video_dir: Path | None = None
+    """Write one annotated .mp4 per stream here (boxes, ROI, local and global counts)."""
+    record_detections: Path | None = None
+    """Write every frame's detections as replay JSONL (see README, 'Detections replay')."""
+
+
+class AppConfig(StrictModel):
+    site: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")] = "site-1"
+    state_dir: Path = Path("state")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    model: ModelConfig
+    streams: Annotated[list[StreamConfig], Field(min_length=1)]
+    mqtt: MqttConfig = MqttConfig()
+    output: OutputConfig = OutputConfig()
+
+    @model_validator(mode="after")
+    def _unique_stream_names(self) -> AppConfig:
+        names = [s.name for s in self.streams]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"stream names must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+    def resolve_paths(self, base: Path) -> AppConfig:
+        """Make relative paths relative to the config file's folder, so configs are portable."""
+
+        def fix(p: Path | None) -> Path | None:
+            return p if p is None or p.is_absolute() else (base / p)
+
+        self.state_dir = fix(self.state_dir)  # type: ignore[assignment]
+        self.model.path = fix(self.model.path)  # type: ignore[assignment]
+        self.output.annotated_video_dir = fix(self.output.annotated_video_dir)
+        self.output.record_detections = fix(self.output.record_detections)
+        for stream in self.streams:
+            if "://" not in stream.uri and not _is_device(stream.uri):
+                stream.uri = str(fix(Path(stream.uri)))
+        if self.mqtt.tls:
+            for key in ("ca_certs", "certfile", "keyfile"):
+                setattr(self.mqtt.tls, key, fix(getattr(self.mqtt.tls, key)))
+        return self
+
+
+def _is_device(uri: str) -> bool:
+    return uri.isdigit() or uri.startswith("usb:")
+
+
+def format_validation_error(source: str, err: ValidationError) -> str:
+    """First pydantic error as ``source: key.path: message (got value)``."""
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    got = first.get("input")
+    got_text = "" if first["type"] in ("missing", "extra_forbidden") else f" (got {got!r:.60})"
+    more = len(err.errors()) - 1
+    suffix = f" [+{more} more error{'s' if more > 1 else ''}]" if more else ""
+    return f"{source}: {loc}: {msg}{got_text}{suffix}"
+
+
+def load_config(path: str | Path, *, resolve: bool = True) -> AppConfig:
+    """Read and validate a YAML config; raise `EdgeAppError` with one precise line on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise EdgeAppError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise EdgeAppError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise EdgeAppError(f"{path}: expected a mapping of settings at the top level, got {type(raw).__name__}")
+    try:
+        config = AppConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise EdgeAppError(format_validation_error(str(path), exc)) from None
+    return config.resolve_paths(path.parent.resolve()) if resolve else config

@@ -1,0 +1,1 @@
+"""AWS Panorama packaging: graph, node packages, build, deploy and rollback."""

@@ -1,0 +1,1 @@
+"""Synthetic packaging-line video with exact ground truth, and replay of video as live cameras."""

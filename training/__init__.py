@@ -1,0 +1,1 @@
+"""Ground Truth manifests -> LST -> GluonCV SSD / YOLOv3 -> evaluated ONNX."""
