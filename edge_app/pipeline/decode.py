@@ -1,0 +1,67 @@
+"""One decode thread per stream: read frames, optionally prepare them (ROI mask), enqueue for inference.
+
+Why a thread per stream: OpenCV/FFmpeg decoding releases the GIL, so decoders run in parallel with
+inference, and a camera that stalls (RTSP reconnect) cannot delay the others. Preparing the frame here
+(masking outside the ROI) also keeps that work off the inference thread, the bottleneck.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from edge_app.frame import Frame
+from edge_app.pipeline.jobs import Job
+from edge_app.pipeline.metrics import StreamMetrics
+from edge_app.pipeline.queues import DropOldestQueue, QueueClosed
+
+log = logging.getLogger(__name__)
+
+
+class DecodeThread(threading.Thread):
+    """Pushes every frame of ``source`` into ``queue``; closes the queue when the source ends.
+
+    Live frames (``Frame.live``) never wait: a full queue drops its oldest frame. File frames wait for
+    space, so a file is processed completely and reproducibly (see `queues`).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        source: Iterable[Frame],
+        queue: DropOldestQueue[Job],
+        metrics: StreamMetrics,
+        stop_event: threading.Event,
+        *,
+        prepare: Callable[[Frame], Frame] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        super().__init__(name=f"decode-{name}", daemon=True)
+        self.source = source
+        self.queue = queue
+        self.metrics = metrics
+        self.stop_event = stop_event
+        self.prepare = prepare
+        self.on_error = on_error
+
+    def run(self) -> None:
+        try:
+            for frame in self.source:
+                if self.stop_event.is_set():
+                    break
+                if self.prepare is not None:
+                    frame = self.prepare(frame)
+                self.metrics.frame_in()
+                try:
+                    self.queue.put(Job(frame, time.monotonic()), block=not frame.live)
+                except QueueClosed:
+                    break
+                self.metrics.dropped = self.queue.dropped
+        except BaseException as exc:  # noqa: BLE001 - reported to the pipeline, which stops cleanly
+            log.exception("stream %s: decoding failed", self.metrics.name)
+            if self.on_error:
+                self.on_error(exc)
+        finally:
+            self.queue.close()
