@@ -35,6 +35,12 @@ class CounterParams(StrictModel):
     """Consecutive frames with zero trays before a bin is declared complete."""
     min_bin_frames: Annotated[int, Field(ge=0)] = 0
     """Frames a bin must have lasted before it may complete (guards against instant re-triggers)."""
+    drop_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    """A drop only counts when the smoothed count falls to ``local - max(min_drop, drop_fraction * local)``
+    or below (hysteresis: partial occlusions and missed trays never get there)."""
+    confirm_s: Annotated[float, Field(ge=0.0)] = 3.5
+    """Seconds the count must stay down, without recovering, before the bin is declared complete; longer
+    than the longest hand occlusion (a hand that leaves lets the count recover and cancels the drop)."""
     count_interval_s: Annotated[float, Field(gt=0)] = 1.0
     """How often a `count` event is emitted, in seconds of stream time."""
 
