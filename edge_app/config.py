@@ -112,6 +112,51 @@ class MqttConfig(StrictModel):
         return prefix
 
 
+class OutboxConfig(StrictModel):
+    """Durable store-and-forward queue (``edge_app/publish/outbox.py``); see README 'Delivery guarantees'."""
+
+    max_mb: Annotated[float, Field(gt=0)] = 256.0
+    """Cap on queued payload bytes; when reached the oldest droppable telemetry goes first, bins never."""
+    synchronous: Literal["normal", "full"] = "normal"
+    """SQLite ``synchronous`` in WAL mode: ``normal`` survives an app crash/kill -9, ``full`` also power loss."""
+    inflight: Annotated[int, Field(ge=1, le=10000)] = 200
+    """Messages sent but not yet acknowledged by the broker (bounded window)."""
+    on_corrupt: Literal["quarantine", "fail"] = "quarantine"
+    """Corrupt DB at start-up: move it aside, salvage what is readable, start fresh with an alarm; or stop."""
+
+
+class IotCoreConfig(StrictModel):
+    """AWS IoT Core over mTLS via awsiotsdk; when enabled it replaces the plain MQTT connection."""
+
+    enabled: bool = True
+    endpoint: Annotated[str, Field(min_length=1)]
+    """``xxxxxxxx-ats.iot.<region>.amazonaws.com`` (or a local test broker's host name)."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 8883
+    cert: Path
+    key: Path
+    root_ca: Path | None = None
+    """Amazon Root CA 1 PEM; None uses the system trust store."""
+    client_id: Annotated[str, Field(min_length=1)]
+    keepalive: Annotated[int, Field(ge=30, le=1200)] = 60
+
+
+class SiteWiseConfig(StrictModel):
+    """How measurements map to SiteWise property aliases (``edge_app/sitewise``)."""
+
+    alias_template: str = "/{site}/{line}/{measurement}"
+    """Python format string with ``{site}``, ``{line}``, ``{measurement}``."""
+    region: str | None = None
+    """Region for direct ingestion (``batch_put_asset_property_value``)."""
+
+    @field_validator("alias_template")
+    @classmethod
+    def _has_placeholders(cls, template: str) -> str:
+        missing = [k for k in ("{line}", "{measurement}") if k not in template]
+        if missing:
+            raise ValueError(f"must contain {' and '.join(missing)}")
+        return template
+
+
 class OutputConfig(StrictModel):
     annotated_video_dir: Path | None = None
     """Write one annotated .mp4 per stream here (boxes, ROI, local and global counts)."""
@@ -127,6 +172,9 @@ class AppConfig(StrictModel):
     streams: Annotated[list[StreamConfig], Field(min_length=1)]
     mqtt: MqttConfig = MqttConfig()
     output: OutputConfig = OutputConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    iot_core: IotCoreConfig | None = None
+    sitewise: SiteWiseConfig = SiteWiseConfig()
 
     @model_validator(mode="after")
     def _unique_stream_names(self) -> AppConfig:
@@ -149,6 +197,9 @@ class AppConfig(StrictModel):
         for stream in self.streams:
             if "://" not in stream.uri and not _is_device(stream.uri):
                 stream.uri = str(fix(Path(stream.uri)))
+        if self.iot_core:
+            for key in ("cert", "key", "root_ca"):
+                setattr(self.iot_core, key, fix(getattr(self.iot_core, key)))
         if self.mqtt.tls:
             for key in ("ca_certs", "certfile", "keyfile"):
                 setattr(self.mqtt.tls, key, fix(getattr(self.mqtt.tls, key)))
