@@ -157,6 +157,17 @@ class SiteWiseConfig(StrictModel):
         return template
 
 
+class PipelineConfig(StrictModel):
+    """Multi-stream pipeline tuning (``edge_app/pipeline``); the batch size is ``model.batch_size``."""
+
+    max_wait_ms: Annotated[float, Field(ge=0.0, le=1000.0)] = 10.0
+    """Longest a frame waits for others to fill a batch (latency bound under light load)."""
+    queue_size: Annotated[int, Field(ge=1, le=256)] = 4
+    """Frames buffered per stream before inference; a live stream drops the oldest beyond this."""
+    health_interval_s: Annotated[float, Field(gt=0.0)] = 30.0
+    """Seconds between health heartbeats (fps, drops, latency, model version)."""
+
+
 class OutputConfig(StrictModel):
     annotated_video_dir: Path | None = None
     """Write one annotated .mp4 per stream here (boxes, ROI, local and global counts)."""
@@ -172,6 +183,7 @@ class AppConfig(StrictModel):
     streams: Annotated[list[StreamConfig], Field(min_length=1)]
     mqtt: MqttConfig = MqttConfig()
     output: OutputConfig = OutputConfig()
+    pipeline: PipelineConfig = PipelineConfig()
     outbox: OutboxConfig = OutboxConfig()
     iot_core: IotCoreConfig | None = None
     sitewise: SiteWiseConfig = SiteWiseConfig()
