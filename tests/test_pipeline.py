@@ -180,6 +180,7 @@ def test_file_streams_are_processed_completely_in_order() -> None:
     assert all(indexes == list(range(40)) for indexes in seen.values())
     assert max(detector.batch_sizes) <= 4 and sum(detector.batch_sizes) == 120
     assert all(m.dropped == 0 and m.frames_done == 40 for m in pipeline.metrics.streams.values())
+    assert all(pipeline.ended_by_itself(name) for name in seen)  # end of file: counters close the last bin
     assert not any(t.is_alive() for t in pipeline.threads)
 
 
@@ -202,6 +203,7 @@ def test_stop_shuts_down_live_streams_and_joins_every_thread() -> None:
     assert pipeline.join(timeout=10)
     assert not any(t.is_alive() for t in pipeline.threads)
     assert len(pipeline.threads) == 2 + 2 + 2  # decoders, workers, post-processors
+    assert not any(pipeline.ended_by_itself(n) for n in names)  # stopped: counters save state mid-bin
 
 
 def test_live_overload_drops_oldest_frames_and_reports_them() -> None:

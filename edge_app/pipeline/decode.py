@@ -45,6 +45,8 @@ class DecodeThread(threading.Thread):
         self.stop_event = stop_event
         self.prepare = prepare
         self.on_error = on_error
+        self.exhausted = False
+        """True when the source ended by itself (end of file, ``max_frames``), not by a stop request."""
 
     def run(self) -> None:
         try:
@@ -59,6 +61,8 @@ class DecodeThread(threading.Thread):
                 except QueueClosed:
                     break
                 self.metrics.dropped = self.queue.dropped
+            else:
+                self.exhausted = not self.stop_event.is_set()
         except BaseException as exc:  # noqa: BLE001 - reported to the pipeline, which stops cleanly
             log.exception("stream %s: decoding failed", self.metrics.name)
             if self.on_error:

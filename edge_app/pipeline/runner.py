@@ -103,6 +103,10 @@ class Pipeline:
     def threads(self) -> list[threading.Thread]:
         return [*self._decoders, *self._workers, *self._post.values()]
 
+    def ended_by_itself(self, stream: str) -> bool:
+        """Did this stream's source end on its own (end of file), rather than being stopped?"""
+        return any(d.exhausted for d in self._decoders if d.metrics.name == stream)
+
     @property
     def stopping(self) -> bool:
         return self._stop_event.is_set()
