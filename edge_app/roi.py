@@ -12,12 +12,15 @@ count as inside (the test is done with a tiny tolerance on both sides of the edg
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.path import Path as PolygonPath
 
 from edge_app.config import StreamConfig
 from edge_app.detections import Detections
+
+if TYPE_CHECKING:
+    from matplotlib.path import Path as PolygonPath
 
 _EDGE_TOLERANCE_PX = 1e-6
 
@@ -30,6 +33,8 @@ class Roi:
             self.polygon: np.ndarray | None = None
             self._path: PolygonPath | None = None
             return
+        from matplotlib.path import Path as PolygonPath  # imported here: keeps `edge-app --help` fast
+
         points = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
         if len(points) < 3:
             raise ValueError(f"Roi: a polygon needs at least 3 points, got {len(points)}")
