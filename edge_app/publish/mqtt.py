@@ -81,7 +81,7 @@ class MqttPublisher:
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Flush what can be flushed within ``timeout``, publish ``offline``, disconnect. True if all sent."""
-        flushed = self.drainer.flush(timeout) if self.connected else False
+        flushed = self.drainer.flush(timeout)
         self.drainer.stop()
         if self.connected:
             info = self.client.publish(self.builder.topics.status,
