@@ -5,6 +5,10 @@ import typer
 app = typer.Typer(help="Benchmarks: each prints its figures next to a baseline from the same run.",
                   no_args_is_help=True)
 
+from edge_app.bench.pipeline import bench_pipeline  # noqa: E402
+
+app.command("pipeline")(bench_pipeline)
+
 from edge_app.bench.counting import counting  # noqa: E402
 
 app.command("counting")(counting)

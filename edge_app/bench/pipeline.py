@@ -1,0 +1,235 @@
+"""`edge-app bench pipeline`: end-to-end fps of the app's pipeline vs its ceiling and a naive baseline.
+
+Three contestants run the *same network* (same exported weights) in the same process, one after the
+other for each stream count, so machine noise hits them alike:
+
+* **pipeline** - what ``edge-app run`` does: one decode thread per stream reading the video file (as
+  fast as possible, not paced), dynamic batching across streams, ONNX Runtime at ``--batch``, then ROI,
+  BinCounter and events on per-stream threads (events go to a no-op publisher: MQTT is not measured);
+* **bare session** (the ceiling) - the same ONNX Runtime session called in a tight loop on one
+  pre-decoded, pre-processed tensor of the same batch size: no decoding, no resizing, no counting;
+* **MXNet loop** (the baseline) - the per-frame loop a sample app writes: ``cap.read()``, GluonCV's
+  preprocessing in ``mx.nd`` (resize, to_tensor, normalize), ``net(x)`` on the hybridized GluonCV graph,
+  count the boxes, one frame at a time. Its speed does not depend on the number of streams (it serves
+  them one frame after the other), so it is measured once before and once after, and the faster of the
+  two is kept (the baseline gets the benefit of the doubt).
+
+Targets on the 2-core CPU machine: pipeline >= 90 % of the bare session, >= 2x the MXNet loop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from edge_app.bench.assets import DEFAULT_ARCH, bench_video, untrained_model
+
+TARGET_OF_CEILING = 0.90
+TARGET_OVER_MXNET = 2.0
+
+
+class _NoPublisher:
+    """Counts commits; publishing over MQTT is not what this benchmark measures."""
+
+    def __init__(self) -> None:
+        self.commits = 0
+
+    def commit(self, events: object, counter_states: object = None) -> None:
+        self.commits += 1
+
+
+def run_pipeline(video: Path, detector: object, n_streams: int, frames: int, batch: int) -> dict:
+    """Frames per second through the full pipeline for ``n_streams`` copies of ``video``."""
+    from edge_app.config import StreamConfig
+    from edge_app.counter import BinCounter
+    from edge_app.pipeline import Pipeline
+    from edge_app.roi import Roi
+    from edge_app.sources import open_source
+    from edge_app.stream_processor import StreamProcessor
+
+    streams = [StreamConfig(name=f"cam{i}", uri=str(video), loop=True) for i in range(n_streams)]
+    sources = {s.name: open_source(s, max_frames=frames) for s in streams}
+    publisher = _NoPublisher()
+    handlers = {
+        s.name: StreamProcessor(s.name, BinCounter(s.name, s.line_id, s.counter), Roi(None), publisher)
+        for s in streams
+    }
+    pipeline = Pipeline(sources, [detector], handlers, max_batch=batch, max_wait_s=0.01, queue_size=2 * batch,
+                        stoppers=[src.stop for src in sources.values()])
+    started = time.perf_counter()
+    pipeline.run()
+    elapsed = time.perf_counter() - started
+    done = sum(h.frames for h in handlers.values())
+    snap = pipeline.metrics.snapshot()
+    p95 = max((s["latency_ms_p95"] or 0.0) for s in snap["streams"].values())
+    return {"fps": done / elapsed, "frames": done, "seconds": elapsed, "mean_batch": snap["mean_batch_size"],
+            "latency_ms_p95": p95}
+
+
+def first_frames(video: Path, n: int) -> list[np.ndarray]:
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    frames = []
+    while len(frames) < n:
+        ok, image = cap.read()
+        if not ok:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, image = cap.read()
+            if not ok:
+                break
+        frames.append(image)
+    cap.release()
+    return frames
+
+
+def run_bare_session(detector: object, images: list[np.ndarray], frames: int, batch: int) -> dict:
+    """The ceiling: ``session.run`` on an already decoded and preprocessed ``(batch, 3, h, w)`` tensor."""
+    from edge_app.detectors.preprocess import preprocess_batch
+
+    tensor = preprocess_batch(images[:batch], detector.input_size)  # type: ignore[attr-defined]
+    calls = math.ceil(frames / batch)
+    detector.infer(tensor)  # type: ignore[attr-defined]  # warm-up
+    started = time.perf_counter()
+    for _ in range(calls):
+        detector.infer(tensor)  # type: ignore[attr-defined]
+    elapsed = time.perf_counter() - started
+    return {"fps": calls * batch / elapsed, "frames": calls * batch, "seconds": elapsed}
+
+
+def run_mxnet_loop(video: Path, onnx_path: Path, frames: int, input_wh: tuple[int, int],
+                   score_threshold: float = 0.5) -> dict:
+    """The sample-app loop: decode, GluonCV preprocessing in mx.nd, ``net(x)``, count, one frame at a time."""
+    import cv2
+    import mxnet as mx
+    from gluoncv.data.transforms import image as gcv_image
+    from mxnet import gluon
+
+    from edge_app.counter import BinCounter
+
+    stem = onnx_path.with_suffix("")
+    net = gluon.SymbolBlock.imports(f"{stem}-symbol.json", ["data"], f"{stem}-0000.params", ctx=mx.cpu())
+    net.hybridize(static_alloc=True, static_shape=True)
+    counter = BinCounter("cam0", "cam0")
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    width, height = input_wh
+
+    def one_frame(image: np.ndarray, index: int) -> None:
+        rgb = mx.nd.array(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), dtype="uint8")
+        x = gcv_image.imresize(rgb, width, height, interp=9)  # as SSDDefaultValTransform
+        x = mx.nd.image.normalize(mx.nd.image.to_tensor(x), mean=mean, std=std).expand_dims(0)
+        _ids, scores, _boxes = [out[0].asnumpy() for out in net(x)]
+        counter.update(index, index / 25.0, int((scores[:, 0] >= score_threshold).sum()))
+
+    cap = cv2.VideoCapture(str(video))
+    ok, image = cap.read()
+    for i in range(3):  # warm-up: graph build, memory pools
+        one_frame(image, i)
+    done, started = 0, time.perf_counter()
+    while done < frames:
+        ok, image = cap.read()
+        if not ok:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            continue
+        one_frame(image, done)
+        done += 1
+    elapsed = time.perf_counter() - started
+    cap.release()
+    return {"fps": done / elapsed, "frames": done, "seconds": elapsed}
+
+
+def _chart(rows: list[dict], mxnet_fps: float, batch: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [str(r["streams"]) for r in rows]
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.bar(x - 0.27, [r["bare_fps"] for r in rows], 0.27, label=f"bare ORT session, batch {batch} (ceiling)")
+    ax.bar(x, [r["pipeline_fps"] for r in rows], 0.27, label="edge-app pipeline (decode + batch + count)")
+    ax.bar(x + 0.27, [mxnet_fps] * len(rows), 0.27, label="plain MXNet per-frame loop")
+    ax.set_xticks(x, labels)
+    ax.set_xlabel("streams")
+    ax.set_ylabel("frames per second (all streams)")
+    ax.set_title("End-to-end throughput, same network, same run")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def bench_pipeline(
+    streams: Annotated[str, typer.Option(help="Comma-separated stream counts")] = "1,2,4,8",
+    frames: Annotated[int, typer.Option(help="Frames per stream")] = 150,
+    batch: Annotated[int, typer.Option(help="Batch size for the pipeline and the bare session")] = 4,
+    width: Annotated[int, typer.Option(help="Video width")] = 640,
+    height: Annotated[int, typer.Option(help="Video height")] = 480,
+    model: Annotated[Path | None, typer.Option(help="ONNX model (default: untrained --arch export)")] = None,
+    arch: Annotated[str, typer.Option(help="GluonCV architecture of the MXNet baseline")] = DEFAULT_ARCH,
+    out: Annotated[Path, typer.Option(help="Folder for pipeline.json and pipeline.png")] = Path("out/bench"),
+    short: Annotated[bool, typer.Option("--short", help="CI size: 1 and 2 streams, few frames")] = False,
+) -> None:
+    """End-to-end fps for 1..8 streams vs the bare ONNX Runtime session and a plain MXNet loop."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from edge_app.config import ModelConfig
+    from edge_app.detectors import create_detector
+
+    console = Console()
+    counts = [1, 2] if short else [int(s) for s in streams.split(",") if s.strip()]
+    frames = min(frames, 30) if short else frames
+    mxnet_frames = min(frames, 60)
+    onnx_path = untrained_model(arch)
+    model_path = model or onnx_path
+    video, made_by = bench_video(width, height)
+    detector = create_detector(ModelConfig(path=model_path, batch_size=batch))
+    console.print(f"video: {video} ({made_by}, {width}x{height}); model: {model_path} "
+                  f"({getattr(detector, 'model_version', '?')}); batch {batch}; {frames} frames per stream")
+
+    mx_before = run_mxnet_loop(video, onnx_path, mxnet_frames, detector.input_size)
+    rows = []
+    for n in counts:
+        pipe = run_pipeline(video, detector, n, frames, batch)
+        bare = run_bare_session(detector, first_frames(video, batch), pipe["frames"], batch)
+        rows.append({"streams": n, "pipeline_fps": pipe["fps"], "bare_fps": bare["fps"],
+                     "mean_batch": pipe["mean_batch"], "latency_ms_p95": pipe["latency_ms_p95"],
+                     "frames": pipe["frames"]})
+        console.print(f"  {n} stream(s): pipeline {pipe['fps']:.1f} fps, bare session {bare['fps']:.1f} fps")
+    mx_after = run_mxnet_loop(video, onnx_path, mxnet_frames, detector.input_size)
+    mxnet_fps = max(mx_before["fps"], mx_after["fps"])
+
+    table = Table(title=f"bench pipeline (batch {batch}, {width}x{height} video, same network everywhere)")
+    for col in ("streams", "pipeline fps", "bare session fps", "MXNet loop fps", "pipeline / bare",
+                "pipeline / MXNet", "mean batch", "latency p95 ms"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        r["mxnet_fps"] = mxnet_fps
+        r["of_ceiling"] = r["pipeline_fps"] / r["bare_fps"]
+        r["over_mxnet"] = r["pipeline_fps"] / mxnet_fps
+        table.add_row(str(r["streams"]), f"{r['pipeline_fps']:.1f}", f"{r['bare_fps']:.1f}", f"{mxnet_fps:.1f}",
+                      f"{100 * r['of_ceiling']:.0f} %", f"{r['over_mxnet']:.2f}x", str(r["mean_batch"]),
+                      f"{r['latency_ms_p95']:.0f}")
+    console.print(table)
+    worst_ceiling = min(r["of_ceiling"] for r in rows)
+    worst_mx = min(r["over_mxnet"] for r in rows)
+    console.print(f"MXNet loop: {mx_before['fps']:.1f} fps before, {mx_after['fps']:.1f} fps after (kept the faster)")
+    console.print(f"target pipeline >= {TARGET_OF_CEILING:.0%} of bare session: worst {worst_ceiling:.0%} -> "
+                  f"{'MET' if worst_ceiling >= TARGET_OF_CEILING else 'NOT MET'}")
+    console.print(f"target pipeline >= {TARGET_OVER_MXNET:.0f}x MXNet loop: worst {worst_mx:.2f}x -> "
+                  f"{'MET' if worst_mx >= TARGET_OVER_MXNET else 'NOT MET'}")
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"batch": batch, "video": {"path": str(video), "made_by": made_by, "width": width, "height": height},
+              "model_version": getattr(detector, "model_version", None), "frames_per_stream": frames,
+              "mxnet_fps_before": mx_before["fps"], "mxnet_fps_after": mx_after["fps"], "rows": rows}
+    (out / "pipeline.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    _chart(rows, mxnet_fps, batch, out / "pipeline.png")
+    console.print(f"wrote {out / 'pipeline.json'} and {out / 'pipeline.png'}")
