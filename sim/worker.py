@@ -1,0 +1,184 @@
+"""The worker's arm and hand: where they are (kinematics on the plane) and how they are drawn.
+
+Kinematics: during a :class:`sim.scene.HandMove` the hand travels from just beyond the frame edge (near the
+shoulder) to its target with a smoothstep ease, holds (lowering the tray into its slot), and goes back. When it
+carries a tray, the target is the tray's centre and the wrist sits behind the tray's near edge, towards the
+shoulder. The arm is two segments of equal length (upper arm, forearm); the elbow follows from two-link inverse
+kinematics: with shoulder-wrist distance ``d`` and segment length ``L`` the elbow is ``sqrt(L^2 - (d/2)^2)``
+off the shoulder-wrist midpoint, perpendicular to it (a straight arm when ``d >= 2L``).
+
+Drawing: sleeve and glove are shaded capsules (dark outline, mid tone, highlight: reads as a cylinder), the palm
+an ellipse, four fingers curled over the tray edge when carrying. The same shapes are filled into the label
+buffer so occlusion of trays by the arm is exact.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from sim.draw import ONE, SHIFT
+from sim.pinhole import project
+from sim.scene import ARM_SEGMENT_CM, HandMove
+
+
+def smoothstep(u: float) -> float:
+    u = min(1.0, max(0.0, u))
+    return u * u * (3 - 2 * u)
+
+
+@dataclass(frozen=True)
+class HandState:
+    """Where things are at one instant (plane cm)."""
+
+    shoulder: tuple[float, float]
+    wrist: tuple[float, float]
+    direction: tuple[float, float]  # unit vector from wrist towards the fingers
+    tray_center: tuple[float, float] | None  # the carried tray, if any
+    tray_angle: float  # degrees
+    tray_height: float  # 0 on the bin floor .. 1 carried high (shadow offset, scale)
+    speed_cm_s: float
+
+
+def hand_state(move: HandMove, t: float, tray_half_long_cm: float) -> HandState:
+    """State of ``move`` at time ``t`` (``move.start_t <= t < move.end_t``)."""
+    sx, sy = move.shoulder
+    tx, ty = move.target
+    vx, vy = tx - sx, ty - sy
+    n = math.hypot(vx, vy) or 1.0
+    ux, uy = vx / n, vy / n  # shoulder -> target
+    grip = tray_half_long_cm + 2.5 if move.tray_id is not None else 4.0
+    home = (sx + ux * 14.0, sy + uy * 14.0)
+    reach = (tx - ux * grip, ty - uy * grip)
+
+    def wrist_at(tt: float) -> tuple[float, float]:
+        if tt < move.reach_t:
+            k = smoothstep((tt - move.start_t) / (move.reach_t - move.start_t))
+            # a slight arc, not a straight line
+            arc = math.sin(math.pi * k) * 4.0
+            return (home[0] + (reach[0] - home[0]) * k - uy * arc, home[1] + (reach[1] - home[1]) * k + ux * arc)
+        if tt < move.release_t:
+            return reach
+        k = smoothstep((tt - move.release_t) / (move.end_t - move.release_t))
+        return reach[0] + (home[0] - reach[0]) * k, reach[1] + (home[1] - reach[1]) * k
+
+    w = wrist_at(t)
+    w2 = wrist_at(t + 1 / 30)
+    speed = math.hypot(w2[0] - w[0], w2[1] - w[1]) * 30
+    carrying = move.tray_id is not None and t < move.release_t
+    if carrying:
+        if t < move.reach_t:
+            height = 1.0
+            angle = move.tray_angle + 20.0 * (1 - smoothstep((t - move.start_t) / (move.reach_t - move.start_t)))
+        else:
+            height = 1.0 - smoothstep((t - move.reach_t) / (0.7 * (move.release_t - move.reach_t)))
+            angle = move.tray_angle
+        center = (w[0] + ux * grip, w[1] + uy * grip)
+    else:
+        height, angle, center = 0.0, 0.0, None
+    return HandState(move.shoulder, w, (ux, uy), center, angle, height, speed)
+
+
+def elbow(shoulder: tuple[float, float], wrist: tuple[float, float], side: float = 1.0) -> tuple[float, float]:
+    """Two-link inverse kinematics on the plane (see the module docstring)."""
+    sx, sy = shoulder
+    wx, wy = wrist
+    d = math.hypot(wx - sx, wy - sy) or 1e-6
+    mx, my = (sx + wx) / 2, (sy + wy) / 2
+    h = math.sqrt(max(0.0, ARM_SEGMENT_CM**2 - (d / 2) ** 2))
+    return mx - (wy - sy) / d * h * side, my + (wx - sx) / d * h * side
+
+
+def _pt(p: np.ndarray) -> tuple[int, int]:
+    return int(round(p[0] * ONE)), int(round(p[1] * ONE))
+
+
+def _capsule(img: np.ndarray, a: np.ndarray, b: np.ndarray, width: float, color: tuple[int, ...] | int,
+             aa: bool) -> None:
+    lt = cv2.LINE_AA if aa else cv2.LINE_8
+    cv2.line(img, _pt(a), _pt(b), color, max(1, int(round(width))), lt, SHIFT)
+    r = max(1, int(round(width / 2 * ONE)))
+    cv2.circle(img, _pt(a), r, color, -1, lt, SHIFT)
+    cv2.circle(img, _pt(b), r, color, -1, lt, SHIFT)
+
+
+def _shaded(img: np.ndarray, a: np.ndarray, b: np.ndarray, width: float, color: tuple[int, int, int]) -> None:
+    c = np.array(color, np.float32)
+    d = b - a
+    n = np.array([-d[1], d[0]]) / (np.linalg.norm(d) + 1e-6)
+    if n[0] + n[1] > 0:  # highlight on the side facing the lamps (up-left)
+        n = -n
+    _capsule(img, a, b, width, tuple(int(v) for v in c * 0.55), True)
+    _capsule(img, a + n * width * 0.08, b + n * width * 0.08, width * 0.75, tuple(int(v) for v in c * 0.85), True)
+    _capsule(img, a + n * width * 0.2, b + n * width * 0.2, width * 0.3, tuple(int(min(255, v * 1.08 + 10))
+                                                                                for v in c), True)
+
+
+@dataclass(frozen=True)
+class ArmShapes:
+    """The arm in image px: capsules ``(a, b, width)`` and the palm ellipse, used to paint and to label."""
+
+    sleeve: tuple[np.ndarray, np.ndarray, float]
+    upper: tuple[np.ndarray, np.ndarray, float]
+    forearm: tuple[np.ndarray, np.ndarray, float]
+    palm: tuple[np.ndarray, tuple[float, float], float]  # centre, half axes, angle (deg)
+    fingers: list[tuple[np.ndarray, np.ndarray, float]]
+
+    def bbox(self) -> tuple[float, float, float, float]:
+        pts = [self.upper[0], self.upper[1], self.forearm[1], self.palm[0]] + [f[1] for f in self.fingers]
+        p = np.array(pts)
+        pad = max(self.upper[2], self.palm[1][0])
+        return p[:, 0].min() - pad, p[:, 1].min() - pad, p[:, 0].max() + pad, p[:, 1].max() + pad
+
+
+def arm_shapes(H: np.ndarray, state: HandState, px_per_cm: float, carrying: bool) -> ArmShapes:
+    """Project the arm of ``state`` with the frame homography ``H``; widths use the local scale."""
+    e = elbow(state.shoulder, state.wrist)
+    s, el, w = project(H, np.array([state.shoulder, e, state.wrist]))
+    ux, uy = state.direction
+    wx, wy = state.wrist
+    palm_c = project(H, np.array([[wx + ux * 4.5, wy + uy * 4.5]]))[0]
+    cuff = el + (w - el) * 0.55
+    ang = math.degrees(math.atan2(palm_c[1] - w[1], palm_c[0] - w[0]))
+    fingers = []
+    for k in range(4):
+        off = (k - 1.5) * 2.1
+        base = (wx + ux * 7.0 - uy * off, wy + uy * 7.0 + ux * off)
+        reach = 5.0 if carrying else 7.5
+        tip = (base[0] + ux * reach, base[1] + uy * reach)
+        fa, fb = project(H, np.array([base, tip]))
+        fingers.append((fa, fb, 2.0 * px_per_cm))
+    return ArmShapes(
+        sleeve=(s, cuff, 9.0 * px_per_cm),
+        upper=(s, el, 11.0 * px_per_cm),
+        forearm=(el, w, 8.0 * px_per_cm),
+        palm=(palm_c, (5.2 * px_per_cm, 4.6 * px_per_cm), ang),
+        fingers=fingers,
+    )
+
+
+def draw_arm(img: np.ndarray, arm: ArmShapes, glove: tuple[int, int, int], sleeve: tuple[int, int, int]) -> None:
+    """Paint the arm on a BGR frame (in place)."""
+    el, w, fw = arm.forearm
+    _shaded(img, el, w, fw, glove)
+    _shaded(img, arm.upper[0], arm.upper[1], arm.upper[2], sleeve)
+    _shaded(img, arm.sleeve[0], arm.sleeve[1], arm.sleeve[2], sleeve)
+    for a, b, wd in arm.fingers:
+        _shaded(img, a, b, wd, glove)
+    c, (rx, ry), ang = arm.palm
+    g = np.array(glove, np.float32)
+    cv2.ellipse(img, _pt(c), (int(rx * ONE), int(ry * ONE)), ang, 0, 360, tuple(int(v) for v in g * 0.6), -1,
+                cv2.LINE_AA, SHIFT)
+    cv2.ellipse(img, _pt(c - np.array([rx, ry]) * 0.1), (int(rx * 0.8 * ONE), int(ry * 0.8 * ONE)), ang, 0, 360,
+                tuple(int(min(255, v * 0.95 + 5)) for v in g), -1, cv2.LINE_AA, SHIFT)
+
+
+def label_arm(label: np.ndarray, arm: ArmShapes, value: int) -> None:
+    """Fill the arm's footprint with ``value`` in the label buffer (no anti-aliasing: exact ids)."""
+    for a, b, wd in (arm.forearm, arm.upper, arm.sleeve, *arm.fingers):
+        _capsule(label, a, b, wd, value, False)
+    c, (rx, ry), ang = arm.palm
+    cv2.ellipse(label, _pt(c), (int(rx * ONE), int(ry * ONE)), ang, 0, 360, value, -1, cv2.LINE_8, SHIFT)
