@@ -166,6 +166,10 @@ class PipelineConfig(StrictModel):
     """Frames buffered per stream before inference; a live stream drops the oldest beyond this."""
     health_interval_s: Annotated[float, Field(gt=0.0)] = 30.0
     """Seconds between health heartbeats (fps, drops, latency, model version)."""
+    inference_threads: Annotated[int, Field(ge=1, le=256)] | None = None
+    """ONNX Runtime intra-op threads; default: available cores - 1, leaving one for decoding and counting."""
+    ort_optimization: Literal["basic", "all"] = "all"
+    """ONNX Runtime graph optimisation; ``all`` repairs the exported graph first (same outputs, faster)."""
 
 
 class OutputConfig(StrictModel):

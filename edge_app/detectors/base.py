@@ -30,8 +30,10 @@ class Detector(Protocol):
         ...
 
 
-def create_detector(model_cfg: ModelConfig) -> Detector:
+def create_detector(model_cfg: ModelConfig, **ort_options: object) -> Detector:
     """The backend named by ``model.backend``, loaded from ``model.path``.
+
+    ``ort_options`` (e.g. ``intra_op_threads``, ``optimization``) go to the ONNX Runtime backend only.
 
     Raises :class:`EdgeAppError` for a missing / non-ONNX / unexpected model file, and for
     ``tensorrt`` on a machine without ``tensorrt`` and ``pycuda``.
@@ -44,5 +46,5 @@ def create_detector(model_cfg: ModelConfig) -> Detector:
     if model_cfg.backend == "onnxruntime":
         from edge_app.detectors.onnx_detector import OrtDetector
 
-        return OrtDetector.from_config(model_cfg)
+        return OrtDetector.from_config(model_cfg, **ort_options)
     raise EdgeAppError(f"model.backend: expected 'onnxruntime' or 'tensorrt', got {model_cfg.backend!r}")
