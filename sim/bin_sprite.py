@@ -136,8 +136,8 @@ def paint_bin(preset: LinePreset, rng: np.random.Generator, px_per_cm: float) ->
     img *= (1 + (wall_shade - 1) * np.clip(slope - floor, 0, 1))[..., None]
     floor_col = np.empty(shape + (3,), np.float32)
     floor_col[:] = base * 0.85
-    ribs = ((np.sin(xx / (2.5 * s) * 2 * math.pi) > 0.93) | (np.sin(yy / (2.5 * s) * 2 * math.pi) > 0.93))
-    floor_col *= np.where(ribs, 0.85, 1.0).astype(np.float32)[..., None]
+    ribs = np.sin(xx / (3.0 * s) * 2 * math.pi) > 0.9  # moulded ribs across the floor
+    floor_col *= np.where(ribs, 0.9, 1.0).astype(np.float32)[..., None]
     img = img * (1 - floor[..., None]) + floor_col * floor[..., None]
     # wear: scuffs on the rim and floor, dirt, colour variation
     scuffs = np.zeros(shape, np.float32)

@@ -4,8 +4,11 @@ from pathlib import Path
 
 import typer
 
+from sim.camera.cli import serve_command
+
 app = typer.Typer(help="Synthetic packaging-line video, detection scenarios and camera replay.",
                   no_args_is_help=True)
+app.command("serve")(serve_command)
 
 
 @app.command("generate")

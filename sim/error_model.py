@@ -34,19 +34,19 @@ SCORE_THRESHOLD = 0.5
 class ErrorModel:
     """Parameters of the simulated detector (the defaults are "the default error model")."""
 
-    miss_rate: float = 0.04
+    miss_rate: float = 0.02
     """Stationary per-tray, per-frame probability that a visible tray is not detected."""
-    miss_run_frames: float = 2.0
+    miss_run_frames: float = 3.0
     """Mean length of a run of consecutive misses of one tray (temporal correlation)."""
-    hard_tray_share: float = 0.03
+    hard_tray_share: float = 0.02
     """Share of trays that are hard for the detector."""
-    hard_miss_rate: float = 0.35
+    hard_miss_rate: float = 0.3
     """Miss rate of a hard tray."""
     partial_miss_rate: float = 0.35
     """Miss rate of a tray partly covered by a hand or by the sliding bin."""
     low_score_share: float = 0.5
     """Share of misses that still produce a box, with a score below the threshold."""
-    fp_per_min: float = 6.0
+    fp_per_min: float = 4.0
     """False-positive bursts per minute (above the threshold)."""
     fp_burst_frames: float = 1.5
     """Mean length of a short false-positive burst, in frames."""

@@ -100,7 +100,7 @@ def check_params(p: GenerateParams) -> None:
         raise EdgeAppError("sim generate: --min-trays/--max-trays: give both or neither")
 
 
-def generate(p: GenerateParams, log=print) -> GenerateResult:
+def generate(p: GenerateParams) -> GenerateResult:
     """Render and write everything (see the module docstring); returns counts and timings."""
     import cv2
 

@@ -188,8 +188,7 @@ class Renderer:
 
     def _draw_hand(self, frame: np.ndarray | None, label: np.ndarray, drawn: list[tuple[int, int, np.ndarray]],
                    move, t: float, Hf: np.ndarray) -> None:
-        L = self.preset.tray_size_cm[0]
-        state = hand_state(move, t, L / 2)
+        state = hand_state(move, t, self.preset.tray_size_cm)
         before = frame.copy() if frame is not None else None
         boxes: list[tuple[float, float, float, float]] = []
         if state.tray_center is not None and move.tray_id is not None:
@@ -200,7 +199,7 @@ class Renderer:
             place = translate(cx, cy) @ rotate_translate(state.tray_angle, 0, 0) @ scale(lift)
             if frame is not None:
                 shadow = self.tray_shadows[tp.variant]
-                off = 1.0 + 5.0 * state.tray_height
+                off = 1.0 + 2.5 * state.tray_height
                 sm = Hf @ translate(0.8 * off, 1.2 * off) @ place @ _sprite_to_local(shadow, self.ppc)
                 sp = _warp_into(frame, shadow, sm)
                 if sp is not None:

@@ -63,6 +63,9 @@ class LineSpec:
     """Width of an occlusion burst as a fraction of the bin (1.0: the whole bin)."""
     outages: int = 0
     outage_s: Range = (10.0, 60.0)
+    end_quiet_s: float = 5.0
+    """No tray is placed in the last seconds of a scenario (a tray placed as the recording stops is
+    seen by nobody, so it would only measure the cut, not the counter)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -143,8 +146,11 @@ class ScenarioRun:
             gaps = rng.uniform(*spec.tray_interval_s, n) * pace
             gaps[0] = rng.uniform(*spec.empty_s)
             placements = slide_end + np.cumsum(gaps)
+            placements = placements[placements < duration - spec.end_quiet_s]
+            if not len(placements):
+                placements = np.array([np.inf])
             bins.append(_Bin(len(bins) + 1, slide_start, slide_end, placements, self._slot_boxes(rng)))
-            t = placements[-1] + rng.uniform(*spec.full_dwell_s)
+            t = min(placements[-1], duration) + rng.uniform(*spec.full_dwell_s)
             slide_start = t
             slide_end = t + rng.uniform(*spec.slide_s)
             bins[-1].end_t = slide_start

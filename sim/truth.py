@@ -31,7 +31,7 @@ from sim.scene import Timeline
 def boxes_line(index: int, fps: float, trays: list[TrayTruth]) -> str:
     items = [{"box": list(tr.box), "visible": round(tr.visible, 3), "tray_id": tr.tray_id, "bin_id": tr.bin_id}
              for tr in sorted(trays, key=lambda x: x.tray_id)]
-    return json.dumps({"frame": index, "t": round(index / fps, 6), "trays": items}) + "\n"
+    return json.dumps({"frame": index, "t": index / fps, "trays": items}) + "\n"
 
 
 def truth_record(timeline: Timeline, frames: int, fps: float, header: dict[str, Any]) -> dict[str, Any]:

@@ -43,14 +43,22 @@ class HandState:
     speed_cm_s: float
 
 
-def hand_state(move: HandMove, t: float, tray_half_long_cm: float) -> HandState:
-    """State of ``move`` at time ``t`` (``move.start_t <= t < move.end_t``)."""
+def hand_state(move: HandMove, t: float, tray_size_cm: tuple[float, float]) -> HandState:
+    """State of ``move`` at time ``t`` (``move.start_t <= t < move.end_t``).
+
+    Carrying, the wrist is 8 cm behind the tray's near edge so the palm ends just past the rim and the fingers
+    lie over it; the near edge is the tray's half extent along the approach direction.
+    """
     sx, sy = move.shoulder
     tx, ty = move.target
     vx, vy = tx - sx, ty - sy
     n = math.hypot(vx, vy) or 1.0
     ux, uy = vx / n, vy / n  # shoulder -> target
-    grip = tray_half_long_cm + 2.5 if move.tray_id is not None else 4.0
+    a = math.radians(move.tray_angle)
+    along_long = abs(ux * math.cos(a) + uy * math.sin(a))
+    along_short = abs(-ux * math.sin(a) + uy * math.cos(a))
+    half_extent = along_long * tray_size_cm[0] / 2 + along_short * tray_size_cm[1] / 2
+    grip = half_extent + 8.0 if move.tray_id is not None else 4.5
     home = (sx + ux * 14.0, sy + uy * 14.0)
     reach = (tx - ux * grip, ty - uy * grip)
 
@@ -144,18 +152,22 @@ def arm_shapes(H: np.ndarray, state: HandState, px_per_cm: float, carrying: bool
     cuff = el + (w - el) * 0.55
     ang = math.degrees(math.atan2(palm_c[1] - w[1], palm_c[0] - w[0]))
     fingers = []
-    for k in range(4):
-        off = (k - 1.5) * 2.1
-        base = (wx + ux * 7.0 - uy * off, wy + uy * 7.0 + ux * off)
-        reach = 5.0 if carrying else 7.5
-        tip = (base[0] + ux * reach, base[1] + uy * reach)
+    # four fingers fanning out from the front of the palm (short when curled over a tray rim), and a thumb
+    for k, (spread, length) in enumerate(((-14, 6.0), (-4, 7.0), (5, 6.6), (14, 5.4), (-55, 5.0))):
+        if carrying and k < 4:
+            length *= 0.55
+        side = (k - 1.5) * 2.0 if k < 4 else -4.0
+        base = (wx + ux * 8.0 - uy * side, wy + uy * 8.0 + ux * side)
+        a = math.radians(spread)
+        fx, fy = ux * math.cos(a) - uy * math.sin(a), ux * math.sin(a) + uy * math.cos(a)
+        tip = (base[0] + fx * length, base[1] + fy * length)
         fa, fb = project(H, np.array([base, tip]))
-        fingers.append((fa, fb, 2.0 * px_per_cm))
+        fingers.append((fa, fb, 2.3 * px_per_cm))
     return ArmShapes(
         sleeve=(s, cuff, 9.0 * px_per_cm),
         upper=(s, el, 11.0 * px_per_cm),
         forearm=(el, w, 8.0 * px_per_cm),
-        palm=(palm_c, (5.2 * px_per_cm, 4.6 * px_per_cm), ang),
+        palm=(palm_c, (5.5 * px_per_cm, 4.8 * px_per_cm), ang),
         fingers=fingers,
     )
 
