@@ -22,6 +22,8 @@ class VideoSource(abc.ABC):
     """
 
     live: bool = False
+    fps: float | None = None
+    """Nominal frame rate: the file's, or what a camera reports once connected (None until then / unknown)."""
 
     def __init__(self, stream: StreamConfig, options: SourceOptions, max_frames: int | None) -> None:
         if max_frames is not None and max_frames < 0:

@@ -45,12 +45,14 @@ CaptureOpener = Callable[[], Any]
 class _Session(threading.Thread):
     """One connection attempt and its reads. Owns its capture; see the module docstring."""
 
-    def __init__(self, name: str, opener: CaptureOpener, max_read_failures: int, read_timeout_s: float,
-                 on_frame: Callable[[_Session, np.ndarray], None], on_corrupt: Callable[[int], None]) -> None:
+    def __init__(self, name: str, opener: CaptureOpener, options: SourceOptions,
+                 on_opened: Callable[[_Session], None], on_frame: Callable[[_Session, np.ndarray], None],
+                 on_corrupt: Callable[[int], None]) -> None:
         super().__init__(name=f"source-{name}", daemon=True)
         self._opener = opener
-        self._max_read_failures = max_read_failures
-        self._read_timeout_s = read_timeout_s
+        self._max_read_failures = options.max_read_failures
+        self._read_timeout_s = options.read_timeout_s
+        self._on_opened = on_opened
         self._on_frame = on_frame
         self._on_corrupt = on_corrupt
         self.opened = threading.Event()
@@ -58,9 +60,12 @@ class _Session(threading.Thread):
         self.abandoned = threading.Event()
         self.busy_since: float | None = None
         """Monotonic time the current blocking open/read started (None between calls)."""
+        self.connected_at: float | None = None
+        """Monotonic time the capture opened (set before the first read, so stats never lag frames)."""
         self.error: str | None = None
         self.stalled = False
-        """True if a read blocked for the read timeout (noticed by the backend or by the watchdog)."""
+        """True if an open or read blocked for its timeout (noticed by the backend or by the watchdog)."""
+        self.reported_fps: float | None = None
 
     def run(self) -> None:
         cap = None
@@ -73,7 +78,10 @@ class _Session(threading.Thread):
                 return
             if self.abandoned.is_set():
                 return
+            self.reported_fps = _reported_fps(cap)
+            self.connected_at = time.monotonic()
             self.opened.set()
+            self._on_opened(self)
             self._read_loop(cap)
         except Exception as exc:  # a backend exception must end the session, not the app
             self.error = f"{type(exc).__name__}: {exc}"
@@ -94,7 +102,7 @@ class _Session(threading.Thread):
             if not ok and time.monotonic() - started >= 0.9 * self._read_timeout_s:
                 # the backend's own read timeout fired: the stream stalled, its demuxer state is dead
                 self.stalled = True
-                self.error = "stalled: no data for read_timeout_s"
+                self.error = f"stalled: no data for {self._read_timeout_s:g} s"
                 return
             if ok and is_valid_image(image):
                 if failures:  # the stream recovered: those failures were damaged frames
@@ -121,12 +129,13 @@ class LiveSource(VideoSource):
     live = True
 
     def __init__(self, stream: StreamConfig, parsed: ParsedUri, options: SourceOptions,
-                 max_frames: int | None = None, opener: CaptureOpener | None = None) -> None:
+                 max_frames: int | None = None, opener: CaptureOpener | None = None,
+                 backoff: Backoff | None = None) -> None:
         super().__init__(stream, options, max_frames)
         self.uri_for_logs = redact_uri(stream.uri)
         self._opener: CaptureOpener = opener or (
             lambda: open_capture(parsed, options.open_timeout_s, options.read_timeout_s))
-        self._backoff = Backoff(options.reconnect_initial_s, options.reconnect_max_s)
+        self._backoff = backoff or Backoff(options.reconnect_initial_s, options.reconnect_max_s)
         self._buffer: deque[Frame] = deque()
         self._cond = threading.Condition()
         self._next_index = 0
@@ -171,11 +180,24 @@ class LiveSource(VideoSource):
         open in a daemon thread at exit can abort the process from FFmpeg's C++ threads."""
         self.stop()
         if timeout is None:
-            timeout = max(self.options.open_timeout_s, self.options.read_timeout_s) + self.options.watchdog_grace_s
+            timeout = self._longest_call_s()
         if self._supervisor is not None:
             self._supervisor.join(timeout)
 
-    # --- decode side ---------------------------------------------------------------------------
+    def _longest_call_s(self) -> float:
+        return max(self.options.open_timeout_s, self.options.read_timeout_s) + self.options.watchdog_grace_s
+
+    # --- decode side (session and supervisor threads) ------------------------------------------
+
+    def _on_connected(self, session: _Session) -> None:
+        if session.abandoned.is_set():
+            return
+        self.fps = session.reported_fps or self.fps
+        stats = self._stats.snapshot()
+        reconnect = stats.failed_connects > 0 or stats.disconnects > 0
+        self._stats.update(connects=stats.connects + 1, reconnects=stats.reconnects + int(reconnect),
+                           connected=True, last_error=None)
+        log.info("stream %r: %s %s", self.name, "reconnected to" if reconnect else "connected to", self.uri_for_logs)
 
     def _push(self, session: _Session, image: np.ndarray) -> None:
         if session.abandoned.is_set():
@@ -192,62 +214,55 @@ class LiveSource(VideoSource):
 
     def _supervise(self) -> None:
         while not self.stopped:
-            session = _Session(self.name, self._opener, self.options.max_read_failures, self.options.read_timeout_s,
-                               on_frame=self._push,
-                               on_corrupt=lambda n: self._stats.add("corrupt_skipped", n))
+            session = _Session(self.name, self._opener, self.options, on_opened=self._on_connected,
+                               on_frame=self._push, on_corrupt=lambda n: self._stats.add("corrupt_skipped", n))
             session.start()
-            connected_at = self._watch(session)
-            if session.stalled:
-                self._stats.add("stalls")
+            self._watch(session)
             self._stats.update(connected=False)
             if self.stopped:
                 break
-            if connected_at is None:
+            if session.stalled:
+                self._stats.add("stalls")
+            if session.connected_at is None:
                 self._stats.add("failed_connects")
-                reason = session.error or "open timed out"
+                reason = session.error or "open failed"
                 log.warning("stream %r: cannot connect to %s (%s)", self.name, self.uri_for_logs, reason)
             else:
                 self._stats.add("disconnects")
                 reason = session.error or "stream ended"
                 log.warning("stream %r: lost %s (%s)", self.name, self.uri_for_logs, reason)
-                if time.monotonic() - connected_at >= self.options.stable_after_s:
+                if time.monotonic() - session.connected_at >= self.options.stable_after_s:
                     self._backoff.reset()
-            self._stats.update(last_error=reason)
             delay = self._backoff.next_delay()
-            self._stats.update(retry_delay_s=delay)
-            log.info("stream %r: retrying in %.1f s (attempt %d)", self.name, delay, self._backoff.failures)
+            self._stats.update(last_error=reason, retry_delay_s=delay)
+            log.info("stream %r: retrying in %.2f s (attempt %d)", self.name, delay, self._backoff.failures)
             self._stop_event.wait(delay)
             self._stats.update(retry_delay_s=None)
         self._stats.update(connected=False)
 
-    def _watch(self, session: _Session) -> float | None:
-        """Follow a session until it ends, stalls or the source stops; the monotonic time it connected."""
-        connected_at: float | None = None
-        while True:
-            ended = session.ended.wait(0.1)
-            if connected_at is None and session.opened.is_set():
-                connected_at = time.monotonic()
-                self._on_connected()
-            if ended:
-                return connected_at
+    def _watch(self, session: _Session) -> None:
+        """Follow a session until it ends, the watchdog abandons it, or the source stops."""
+        while not session.ended.wait(0.1):
             if self.stopped:
                 session.abandoned.set()
-                # wait for the session to release its capture (bounded: a blocked call ends by timeout)
-                session.join(max(self.options.open_timeout_s, self.options.read_timeout_s)
-                             + self.options.watchdog_grace_s)
-                return connected_at
+                session.join(self._longest_call_s())  # let it release its capture (a blocked call times out)
+                return
             busy_since = session.busy_since
-            limit = (self.options.read_timeout_s if session.opened.is_set() else self.options.open_timeout_s)
+            opened = session.opened.is_set()
+            limit = self.options.read_timeout_s if opened else self.options.open_timeout_s
             if busy_since is not None and time.monotonic() - busy_since > limit + self.options.watchdog_grace_s:
-                phase = "read" if session.opened.is_set() else "open"
-                session.error = f"stalled: {phase} blocked for more than {limit:.1f} s (watchdog)"
+                session.error = f"stalled: {'read' if opened else 'open'} blocked for more than {limit:g} s (watchdog)"
                 session.stalled = True
                 session.abandoned.set()
-                return connected_at
+                return
 
-    def _on_connected(self) -> None:
-        stats = self._stats.snapshot()
-        reconnect = stats.failed_connects > 0 or stats.disconnects > 0
-        self._stats.update(connects=stats.connects + 1, reconnects=stats.reconnects + int(reconnect),
-                           connected=True, last_error=None)
-        log.info("stream %r: %s %s", self.name, "reconnected to" if reconnect else "connected to", self.uri_for_logs)
+
+def _reported_fps(cap: Any) -> float | None:
+    """The frame rate the stream advertises (OpenCV gives 0 or absurd values when it does not know)."""
+    try:
+        import cv2
+
+        fps = float(cap.get(cv2.CAP_PROP_FPS))
+    except Exception:  # fake captures in tests, exotic backends
+        return None
+    return fps if 0 < fps <= 1000 else None
