@@ -12,3 +12,7 @@ app.command("pipeline")(bench_pipeline)
 from edge_app.bench.counting import counting  # noqa: E402
 
 app.command("counting")(counting)
+
+from edge_app.bench.detector import bench_detector  # noqa: E402
+
+app.command("detector")(bench_detector)
