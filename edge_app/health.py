@@ -53,8 +53,10 @@ class HealthReporter(threading.Thread):
 def format_health(health: dict) -> str:
     """One log line: ``line-1 24.9 fps 0 dropped p95 80 ms | inference p50 12 ms p95 15 ms``."""
     parts = [
-        f"{name} {s.get('fps', 0):.1f} fps {s.get('dropped', 0)} dropped p95 {s.get('latency_ms_p95')} ms"
+        f"{name} {s.get('fps', 0):.1f} fps {s.get('dropped_frames', 0)} dropped "
+        f"p95 {s.get('latency_ms', {}).get('p95')} ms"
         for name, s in health.get("streams", {}).items()
     ]
-    parts.append(f"inference p50 {health.get('inference_ms_p50')} ms p95 {health.get('inference_ms_p95')} ms")
+    inference = health.get("inference_latency_ms", {})
+    parts.append(f"inference p50 {inference.get('p50')} ms p95 {inference.get('p95')} ms")
     return " | ".join(parts)

@@ -139,8 +139,8 @@ def test_pipeline_metrics_snapshot_per_stream() -> None:
     metrics.record_batch(4, 0.04)
     snap = metrics.snapshot()
     assert snap["streams"]["a"]["frames"] == 1 and snap["streams"]["b"]["frames"] == 0
-    assert snap["streams"]["a"]["latency_ms_p50"] == 250.0
-    assert snap["inference_ms_p50"] == 40.0 and snap["mean_batch_size"] == 4.0
+    assert snap["streams"]["a"]["latency_ms"]["p50"] == 250.0
+    assert snap["inference_latency_ms"]["p50"] == 40.0 and snap["mean_batch_size"] == 4.0
 
 
 # -- the whole pipeline with a fake detector -------------------------------------------------------

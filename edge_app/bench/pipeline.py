@@ -9,10 +9,14 @@ other for each stream count, so machine noise hits them alike:
 * **bare session** (the ceiling) - the same ONNX Runtime session called in a tight loop on one
   pre-decoded, pre-processed tensor of the same batch size: no decoding, no resizing, no counting;
 * **MXNet loop** (the baseline) - the per-frame loop a sample app writes: ``cap.read()``, GluonCV's
-  preprocessing in ``mx.nd`` (resize, to_tensor, normalize), ``net(x)`` on the hybridized GluonCV graph,
-  count the boxes, one frame at a time. Its speed does not depend on the number of streams (it serves
-  them one frame after the other), so it is measured once before and once after, and the faster of the
-  two is kept (the baseline gets the benefit of the doubt).
+  preprocessing in ``mx.nd`` (resize, to_tensor, normalize), ``net(x)`` on the hybridized GluonCV graph
+  (MXNet's own default threading), count the boxes, one frame at a time. Its speed does not depend on
+  the number of streams (it serves them one frame after the other), so it is measured once per round
+  plus once at the end, and the fastest run is kept (the baseline gets the benefit of the doubt).
+
+The machine is shared (other developers, a training run), so each measurement is repeated ``--rounds``
+times, interleaved, and the best round of each contestant is kept: the best round is the one least
+disturbed by others, the closest to what the code itself can do.
 
 Targets on the 2-core CPU machine: pipeline >= 90 % of the bare session, >= 2x the MXNet loop.
 """
@@ -29,6 +33,8 @@ import numpy as np
 import typer
 
 from edge_app.bench.assets import DEFAULT_ARCH, bench_video, untrained_model
+from edge_app.errors import EdgeAppError
+from edge_app.pipeline.cpu import available_cores, default_inference_threads
 
 TARGET_OF_CEILING = 0.90
 TARGET_OVER_MXNET = 2.0
@@ -67,7 +73,7 @@ def run_pipeline(video: Path, detector: object, n_streams: int, frames: int, bat
     elapsed = time.perf_counter() - started
     done = sum(h.frames for h in handlers.values())
     snap = pipeline.metrics.snapshot()
-    p95 = max((s["latency_ms_p95"] or 0.0) for s in snap["streams"].values())
+    p95 = max((s["latency_ms"]["p95"] or 0.0) for s in snap["streams"].values())
     return {"fps": done / elapsed, "frames": done, "seconds": elapsed, "mean_batch": snap["mean_batch_size"],
             "latency_ms_p95": p95}
 
@@ -174,6 +180,9 @@ def bench_pipeline(
     height: Annotated[int, typer.Option(help="Video height")] = 480,
     model: Annotated[Path | None, typer.Option(help="ONNX model (default: untrained --arch export)")] = None,
     arch: Annotated[str, typer.Option(help="GluonCV architecture of the MXNet baseline")] = DEFAULT_ARCH,
+    optimization: Annotated[str, typer.Option(help="ONNX Runtime graph optimisation: basic or all")] = "all",
+    threads: Annotated[int | None, typer.Option(help="ONNX Runtime intra-op threads (default: cores - 1)")] = None,
+    rounds: Annotated[int, typer.Option(help="Repeat every measurement; the best round counts")] = 3,
     out: Annotated[Path, typer.Option(help="Folder for pipeline.json and pipeline.png")] = Path("out/bench"),
     short: Annotated[bool, typer.Option("--short", help="CI size: 1 and 2 streams, few frames")] = False,
 ) -> None:
@@ -182,7 +191,8 @@ def bench_pipeline(
     from rich.table import Table
 
     from edge_app.config import ModelConfig
-    from edge_app.detectors import create_detector
+    from edge_app.detectors.onnx_detector import OrtDetector
+    from edge_app.pipeline.split import prepared
 
     console = Console()
     counts = [1, 2] if short else [int(s) for s in streams.split(",") if s.strip()]
@@ -191,21 +201,34 @@ def bench_pipeline(
     onnx_path = untrained_model(arch)
     model_path = model or onnx_path
     video, made_by = bench_video(width, height)
-    detector = create_detector(ModelConfig(path=model_path, batch_size=batch))
+    if optimization not in ("basic", "all"):
+        raise EdgeAppError(f"--optimization: expected 'basic' or 'all' (got {optimization!r})")
+    threads = threads or default_inference_threads()
+    rounds = 1 if short else max(1, rounds)
+    detector = prepared(OrtDetector.from_config(ModelConfig(path=model_path, batch_size=batch),
+                                                optimization=optimization, intra_op_threads=threads))
     console.print(f"video: {video} ({made_by}, {width}x{height}); model: {model_path} "
-                  f"({getattr(detector, 'model_version', '?')}); batch {batch}; {frames} frames per stream")
+                  f"({detector.model_version}); ORT optimisation {optimization}, {threads} intra-op thread(s) "
+                  f"on {available_cores()} core(s); batch {batch}; {frames} frames per stream; best of {rounds}")
 
-    mx_before = run_mxnet_loop(video, onnx_path, mxnet_frames, detector.input_size)
-    rows = []
-    for n in counts:
-        pipe = run_pipeline(video, detector, n, frames, batch)
-        bare = run_bare_session(detector, first_frames(video, batch), pipe["frames"], batch)
-        rows.append({"streams": n, "pipeline_fps": pipe["fps"], "bare_fps": bare["fps"],
-                     "mean_batch": pipe["mean_batch"], "latency_ms_p95": pipe["latency_ms_p95"],
-                     "frames": pipe["frames"]})
-        console.print(f"  {n} stream(s): pipeline {pipe['fps']:.1f} fps, bare session {bare['fps']:.1f} fps")
-    mx_after = run_mxnet_loop(video, onnx_path, mxnet_frames, detector.input_size)
-    mxnet_fps = max(mx_before["fps"], mx_after["fps"])
+    images = first_frames(video, batch)
+    best: dict[int, dict] = {}
+    mxnet_runs: list[float] = []
+    for round_no in range(rounds):  # interleaved, so load from other processes hits everyone alike
+        mxnet_runs.append(run_mxnet_loop(video, onnx_path, mxnet_frames, detector.input_size)["fps"])
+        for n in counts:
+            pipe = run_pipeline(video, detector, n, frames, batch)
+            bare = run_bare_session(detector, images, pipe["frames"], batch)
+            row = best.setdefault(n, {"streams": n, "pipeline_fps": 0.0, "bare_fps": 0.0})
+            if pipe["fps"] > row["pipeline_fps"]:
+                row.update(pipeline_fps=pipe["fps"], mean_batch=pipe["mean_batch"],
+                           latency_ms_p95=pipe["latency_ms_p95"], frames=pipe["frames"])
+            row["bare_fps"] = max(row["bare_fps"], bare["fps"])
+            console.print(f"  round {round_no + 1}, {n} stream(s): pipeline {pipe['fps']:.1f} fps, "
+                          f"bare session {bare['fps']:.1f} fps")
+    mxnet_runs.append(run_mxnet_loop(video, onnx_path, mxnet_frames, detector.input_size)["fps"])
+    mxnet_fps = max(mxnet_runs)
+    rows = [best[n] for n in counts]
 
     table = Table(title=f"bench pipeline (batch {batch}, {width}x{height} video, same network everywhere)")
     for col in ("streams", "pipeline fps", "bare session fps", "MXNet loop fps", "pipeline / bare",
@@ -221,15 +244,16 @@ def bench_pipeline(
     console.print(table)
     worst_ceiling = min(r["of_ceiling"] for r in rows)
     worst_mx = min(r["over_mxnet"] for r in rows)
-    console.print(f"MXNet loop: {mx_before['fps']:.1f} fps before, {mx_after['fps']:.1f} fps after (kept the faster)")
+    console.print(f"MXNet loop runs: {', '.join(f'{f:.1f}' for f in mxnet_runs)} fps (kept the fastest)")
     console.print(f"target pipeline >= {TARGET_OF_CEILING:.0%} of bare session: worst {worst_ceiling:.0%} -> "
                   f"{'MET' if worst_ceiling >= TARGET_OF_CEILING else 'NOT MET'}")
     console.print(f"target pipeline >= {TARGET_OVER_MXNET:.0f}x MXNet loop: worst {worst_mx:.2f}x -> "
                   f"{'MET' if worst_mx >= TARGET_OVER_MXNET else 'NOT MET'}")
     out.mkdir(parents=True, exist_ok=True)
-    result = {"batch": batch, "video": {"path": str(video), "made_by": made_by, "width": width, "height": height},
-              "model_version": getattr(detector, "model_version", None), "frames_per_stream": frames,
-              "mxnet_fps_before": mx_before["fps"], "mxnet_fps_after": mx_after["fps"], "rows": rows}
+    result = {"batch": batch, "optimization": optimization, "threads": threads, "cores": available_cores(),
+              "rounds": rounds, "video": {"path": str(video), "made_by": made_by, "width": width, "height": height},
+              "model_version": detector.model_version, "frames_per_stream": frames, "mxnet_runs_fps": mxnet_runs,
+              "rows": rows}
     (out / "pipeline.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     _chart(rows, mxnet_fps, batch, out / "pipeline.png")
     console.print(f"wrote {out / 'pipeline.json'} and {out / 'pipeline.png'}")

@@ -2,7 +2,8 @@
 
 Why a thread per stream: OpenCV/FFmpeg decoding releases the GIL, so decoders run in parallel with
 inference, and a camera that stalls (RTSP reconnect) cannot delay the others. Preparing the frame here
-(masking outside the ROI) also keeps that work off the inference thread, the bottleneck.
+(masking outside the ROI, resizing and normalising for the network: see `split`) also keeps that work off
+the inference thread, the bottleneck.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+
+import numpy as np
 
 from edge_app.frame import Frame
 from edge_app.pipeline.jobs import Job
@@ -36,6 +39,7 @@ class DecodeThread(threading.Thread):
         stop_event: threading.Event,
         *,
         prepare: Callable[[Frame], Frame] | None = None,
+        preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         super().__init__(name=f"decode-{name}", daemon=True)
@@ -44,6 +48,7 @@ class DecodeThread(threading.Thread):
         self.metrics = metrics
         self.stop_event = stop_event
         self.prepare = prepare
+        self.preprocess = preprocess
         self.on_error = on_error
         self.exhausted = False
         """True when the source ended by itself (end of file, ``max_frames``), not by a stop request."""
@@ -56,8 +61,11 @@ class DecodeThread(threading.Thread):
                 if self.prepare is not None:
                     frame = self.prepare(frame)
                 self.metrics.frame_in()
+                job = Job(frame, time.monotonic())
+                if self.preprocess is not None:
+                    job.tensor = self.preprocess(frame.image)
                 try:
-                    self.queue.put(Job(frame, time.monotonic()), block=not frame.live)
+                    self.queue.put(job, block=not frame.live)
                 except QueueClosed:
                     break
                 self.metrics.dropped = self.queue.dropped

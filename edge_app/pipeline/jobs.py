@@ -17,6 +17,8 @@ class Job:
 
     frame: Frame
     decoded_at: float
+    tensor: np.ndarray | None = None
+    """The frame's network input, when the decode thread already preprocessed it (see `split`)."""
 
 
 class BatchDetector(Protocol):

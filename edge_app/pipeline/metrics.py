@@ -107,9 +107,8 @@ class StreamMetrics:
         return {
             "fps": round(self.fps_meter.rate(), 2),
             "frames": self.frames_done,
-            "dropped": self.dropped,
-            "latency_ms_p50": p50,
-            "latency_ms_p95": p95,
+            "dropped_frames": self.dropped,
+            "latency_ms": {"p50": p50, "p95": p95},
         }
 
 
@@ -138,7 +137,6 @@ class PipelineMetrics:
         p50, p95 = self.inference.percentiles_ms(50, 95)
         return {
             "streams": {name: m.snapshot() for name, m in self.streams.items()},
-            "inference_ms_p50": p50,
-            "inference_ms_p95": p95,
+            "inference_latency_ms": {"p50": p50, "p95": p95},
             "mean_batch_size": self.mean_batch_size(),
         }

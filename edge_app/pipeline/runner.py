@@ -31,6 +31,7 @@ from edge_app.pipeline.decode import DecodeThread
 from edge_app.pipeline.jobs import BatchDetector, Job
 from edge_app.pipeline.metrics import PipelineMetrics
 from edge_app.pipeline.postprocess import FrameHandler, PostProcessThread
+from edge_app.pipeline.split import PreparedDetector
 from edge_app.pipeline.worker import InferenceWorker
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ log = logging.getLogger(__name__)
 class Pipeline:
     """Runs ``sources`` through ``detectors`` into ``handlers``, one handler per stream.
 
-    ``detectors``: one per device (each gets its own inference worker sharing the batcher).
+    ``detectors``: one per device (each gets its own inference worker sharing the batcher); wrap them
+    with `split.prepared` so frames are preprocessed on the decode threads.
     ``prepare``: optional per-stream frame transform run on the decode thread (ROI masking).
     ``stoppers``: callables that interrupt a blocking source (e.g. ``VideoSource.stop``).
     """
@@ -67,6 +69,8 @@ class Pipeline:
         self._errors: list[BaseException] = []
         self._errors_lock = threading.Lock()
         prepare = prepare or {}
+        # All devices run the same model, so the first one's preprocessing serves every batch.
+        preprocess = detectors[0].preprocess if isinstance(detectors[0], PreparedDetector) else None
         self._post = {
             name: PostProcessThread(name, handlers[name], self.metrics.streams[name], on_error=self._fail)
             for name in sources
@@ -79,6 +83,7 @@ class Pipeline:
                 self.metrics.streams[name],
                 self._stop_event,
                 prepare=prepare.get(name),
+                preprocess=preprocess,
                 on_error=self._fail,
             )
             for name, source in sources.items()

@@ -13,10 +13,13 @@ import threading
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from edge_app.detections import Detections
 from edge_app.pipeline.batcher import DynamicBatcher
 from edge_app.pipeline.jobs import BatchDetector, Job
 from edge_app.pipeline.metrics import PipelineMetrics
+from edge_app.pipeline.split import PreparedDetector
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +44,18 @@ class InferenceWorker(threading.Thread):
         self.metrics = metrics
         self.on_error = on_error
 
+    def _detect(self, batch: list[Job]) -> list[Detections]:
+        """Stack the tensors the decode threads prepared, or let the detector preprocess the frames."""
+        if isinstance(self.detector, PreparedDetector) and all(job.tensor is not None for job in batch):
+            tensors = np.stack([job.tensor for job in batch])  # type: ignore[misc]
+            return self.detector.detect_prepared(tensors, [job.frame.image.shape[:2] for job in batch])
+        return self.detector.detect([job.frame.image for job in batch])
+
     def run(self) -> None:
         try:
             while batch := self.batcher.next_batch():
                 started = time.perf_counter()
-                results = self.detector.detect([job.frame.image for job in batch])
+                results = self._detect(batch)
                 self.metrics.record_batch(len(batch), time.perf_counter() - started)
                 if len(results) != len(batch):
                     raise RuntimeError(f"detector returned {len(results)} results for {len(batch)} frames")
