@@ -27,6 +27,8 @@ from sim.camera import CameraServer, Fault
 from sim.camera.corrupt import corrupt_jpeg
 from sim.camera.rtsp import free_port, rtsp_available
 
+pytestmark = pytest.mark.timeout(120)
+
 REPO = Path(__file__).resolve().parents[1]
 FPS = 20.0
 N_FRAMES = 30
@@ -244,6 +246,7 @@ def test_mjpeg_disconnect_then_reconnect(mjpeg: CameraServer) -> None:
         collector.wait_for_more(10)
         stats = collector.source.stats
         assert stats.disconnects >= 1 and stats.reconnects >= 1 and stats.connected
+        assert stats.fps > 0 and stats.last_frame_time is not None
     finally:
         collector.close()
 

@@ -23,6 +23,8 @@ from edge_app.sources.backoff import Backoff
 from edge_app.sources.capture import redact_uri
 from edge_app.sources.live_source import LiveSource
 
+pytestmark = pytest.mark.timeout(60)
+
 FPS = 10.0
 N_FRAMES = 20
 SIZE = (96, 64)  # width, height

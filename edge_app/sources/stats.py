@@ -34,7 +34,7 @@ class SourceStats:
     retry_delay_s: float | None = None
     """Delay chosen before the pending retry (None when not waiting to retry)."""
     fps: float = 0.0
-    """Measured rate of good frames over the last ~2 s."""
+    """Good frames decoded per second over the last 2 s (for files: the decode rate, not the video's fps)."""
     last_frame_time: float | None = None
     """Wall-clock time of the last good frame."""
 
@@ -72,7 +72,7 @@ class StatsRecorder:
                                   last_frame_time=time.time())
 
     def _fps(self) -> float:
-        times = self._frame_times
-        if len(times) < 2 or time.monotonic() - times[-1] > self._FPS_WINDOW_S:
-            return 0.0
-        return (len(times) - 1) / (times[-1] - times[0]) if times[-1] > times[0] else 0.0
+        """Good frames over the last window divided by the window: robust to the burst of buffered frames
+        a network stream delivers right after connecting (it counts, but is spread over the window)."""
+        now = time.monotonic()
+        return sum(1 for t in self._frame_times if t >= now - self._FPS_WINDOW_S) / self._FPS_WINDOW_S
