@@ -3,6 +3,11 @@
 OpenCV's FFMPEG backend honours ``CAP_PROP_OPEN_TIMEOUT_MSEC`` / ``CAP_PROP_READ_TIMEOUT_MSEC`` (an
 interrupt callback aborts a blocked ``av_read_frame``), so network streams get them at open time. V4L2
 (USB cameras) has no such property; the live source's watchdog covers that case.
+
+Caveat measured with opencv-python 4.11: the FFMPEG backend holds one process-wide mutex for the whole of
+``VideoCapture`` open (connect + stream probing), so while one camera's open blocks (an unreachable host
+until ``open_timeout_s``), every other FFMPEG open in the process waits. Reads are not affected. Hence the
+bounded open timeout, and files loop by seeking rather than reopening.
 """
 
 from __future__ import annotations
