@@ -29,12 +29,14 @@ def open_source(stream: StreamConfig, *, max_frames: int | None = None,
     A file is opened and its first frame decoded now: a missing, empty or undecodable file raises
     :class:`~edge_app.errors.EdgeAppError` naming the stream and URI. A live source never fails here: it
     connects in the background when iterated (or on ``start()``), logging a warning and retrying with
-    back-off while the camera is unreachable.
+    back-off while the camera is unreachable. ``options`` (timeouts, back-off) default to
+    ``stream.source`` if the config has it, else :class:`SourceOptions` defaults.
     """
     from edge_app.sources.file_source import FileSource
     from edge_app.sources.live_source import LiveSource
 
-    options = options or SourceOptions()
+    # ``StreamConfig.source`` (a SourceOptions) is honoured once the config model has that field
+    options = options or getattr(stream, "source", None) or SourceOptions()
     parsed = parse_uri(stream.uri)
     if parsed.kind is SourceKind.FILE:
         return FileSource(stream, str(parsed.target), options, max_frames)
