@@ -42,6 +42,8 @@ def generate_command(
     media = r.frames / fps
     print(f"wrote {out}: {r.frames} frames ({media:.1f} s), {r.bins} bins, {r.total_trays} trays")
     if benchmark:
-        print(f"benchmark: {width}x{height} @ {fps:g} fps, {r.frames} frames in {r.wall_s:.2f} s wall = "
-              f"{r.fps:.1f} frames/s ({media / r.wall_s:.2f}x real time); per frame: "
-              f"render {1000 * r.render_s / r.frames:.1f} ms, encode+write {1000 * r.encode_s / r.frames:.1f} ms")
+        print(f"benchmark: {width}x{height} @ {fps:g} fps, {r.frames} frames: wall {r.wall_s:.2f} s = "
+              f"{r.fps:.1f} frames/s ({media / r.wall_s:.2f}x real time); CPU {r.cpu_s:.2f} s = "
+              f"{r.frames / max(r.cpu_s, 1e-9):.1f} frames/s per core ({media / max(r.cpu_s, 1e-9):.2f}x real time); "
+              f"wall per frame: render {1000 * r.render_s / r.frames:.1f} ms, "
+              f"encode+write {1000 * r.encode_s / r.frames:.1f} ms")

@@ -1,16 +1,18 @@
-"""What the camera does to the scene: lighting drift, camera shake, motion blur, sensor noise, JPEG artefacts.
+"""What the camera does to the scene: lighting drift, camera shake, motion blur, sensor noise.
 
 All of it is cheap per frame (the budget is ~66 ms per 1280x720 frame on one core, rendering included):
 
-* lighting: a 3x3 per-channel gain grid (global brightness drifting on slow sinusoids, a drifting left-right /
-  top-bottom gradient, the lamps' colour tint) upsampled bilinearly and applied with one saturating
+* lighting: a 5x5 per-channel gain grid (global brightness drifting on slow sinusoids, a drifting left-right /
+  top-bottom gradient, lens vignetting, the lamps' colour tint) upsampled bilinearly and applied with one saturating
   ``cv2.multiply`` on uint8 (gain stored as ``128 * g``);
 * shake: an integer pixel offset from a sum of sinusoids plus rare jolts; the frame is a crop of a padded
   static layer, so shaking costs nothing;
 * motion blur: applied only to the moving hand and carried tray, see :func:`motion_blur`;
 * noise: a pre-drawn Gaussian noise tile, cropped at a random offset each frame and added/subtracted with
   saturating uint8 arithmetic (no per-frame random field);
-* JPEG: an encode/decode round trip at the line's quality (what an IP camera's MJPEG stream looks like).
+* compression artefacts are not added here: the video gets the MPEG-4 encoder's own, and sampled frames are
+  written as JPEG at the line's ``jpeg_quality`` (65-85, like an IP camera's snapshots), which gives training
+  images real JPEG blocking and ringing at no extra cost (and keeps the bundled demo video small).
 
 Every random choice comes from ``rng`` seeded by ``(seed, frame index)``, so a frame looks the same whether or
 not the frames around it are rendered.
@@ -34,7 +36,9 @@ class CameraEffects:
         self.width, self.height = width, height
         self.phases = rng.uniform(0, 2 * math.pi, 12)
         self.k = width / 1280.0
-        tile = rng.normal(0, preset.noise_sigma, (height + NOISE_PAD, width + NOISE_PAD, 3)).astype(np.float32)
+        # noise_sigma is given at 1280 px; a smaller frame is a binned (averaged) sensor: proportionally less noise
+        sigma = preset.noise_sigma * min(1.0, max(0.35, self.k))
+        tile = rng.normal(0, sigma, (height + NOISE_PAD, width + NOISE_PAD, 3)).astype(np.float32)
         self.noise_pos = np.clip(tile, 0, 255).astype(np.uint8)
         self.noise_neg = np.clip(-tile, 0, 255).astype(np.uint8)
         self.jolts = rng.uniform(0, 1, 2000)  # per-second chance table for shake jolts
@@ -61,8 +65,9 @@ class CameraEffects:
                                       + 0.008 * math.sin(2 * math.pi * t * 1.7 + p[6]))
         gx = 0.08 * math.sin(2 * math.pi * t / 53 + p[7])
         gy = 0.06 * math.sin(2 * math.pi * t / 67 + p[8])
-        lin = np.array([-1.0, 0.0, 1.0])
-        grid = g * (1 + gx * lin[None, :] + gy * lin[:, None])
+        lin = np.linspace(-1.0, 1.0, 5)
+        vignette = 1 - 0.12 * (lin[None, :] ** 2 + lin[:, None] ** 2) / 2  # lens fall-off towards the corners
+        grid = g * (1 + gx * lin[None, :] + gy * lin[:, None]) * vignette
         tint = np.array(self.preset.light_tint)
         gains = np.clip(grid[..., None] * tint[None, None, :] * 128, 0, 255).astype(np.uint8)
         full = cv2.resize(gains, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
@@ -74,12 +79,6 @@ class CameraEffects:
         cv2.add(img, self.noise_pos[oy:oy + h, ox:ox + w], dst=img)
         oy2, ox2 = (int(v) for v in rng.integers(0, NOISE_PAD, 2))
         cv2.subtract(img, self.noise_neg[oy2:oy2 + h, ox2:ox2 + w], dst=img)
-
-    def jpeg(self, img: np.ndarray) -> np.ndarray:
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, self.preset.jpeg_quality])
-        if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 image
-            return img
-        return cv2.imdecode(buf, cv2.IMREAD_COLOR)
 
 
 def motion_blur(img: np.ndarray, static: np.ndarray, mask: np.ndarray, velocity_px: tuple[float, float]) -> None:

@@ -5,7 +5,8 @@ Output contract (other parts depend on it; see also :mod:`sim.truth` and :mod:`s
 * ``video.mp4``: MPEG-4 (OpenCV ``mp4v``), ``fps``, ``width x height`` (omitted with ``--no-video``);
 * ``truth.json``: per-bin true counts and times, totals;
 * ``boxes.jsonl``: per-frame boxes and visible fraction of every visible tray;
-* ``frames/<line>-s<seed>-<frame:06d>.jpg``: every ``sample_every``-th frame (frame 0 included);
+* ``frames/<line>-s<seed>-<frame:06d>.jpg``: every ``sample_every``-th frame (frame 0 included), JPEG at the
+  line's quality (65-85: real JPEG artefacts in the training images);
 * ``output.manifest``: Ground Truth bounding-box output manifest of the sampled frames (class ``tray``).
 
 Same parameters and seed give the same bytes in every output file. Random streams are split per purpose (scene
@@ -35,7 +36,6 @@ from sim.scene import plan
 from sim.truth import boxes_line, truth_record
 
 DEFAULT_BINS = 3
-FRAME_JPEG_QUALITY = 95
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class GenerateResult:
     bins: int
     total_trays: int
     wall_s: float
+    cpu_s: float  # process CPU time (all threads): the honest cost on a shared machine
     render_s: float  # scene + truth + pixels + effects
     encode_s: float  # video encoding and sample/JPEG writes
 
@@ -135,7 +136,7 @@ def generate(p: GenerateParams) -> GenerateResult:
             raise EdgeAppError(f"sim generate: --out: OpenCV cannot write an mp4v video into {p.out}")
     boxes_file = AtomicTextFile(p.out / "boxes.jsonl")
     manifest_file = AtomicTextFile(p.out / "output.manifest")
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     render_s = encode_s = 0.0
     try:
         for i in range(frames):
@@ -149,7 +150,7 @@ def generate(p: GenerateParams) -> GenerateResult:
                 writer.write(image)
             if sampled and image is not None:
                 name = f"{p.line}-s{p.seed}-{i:06d}.jpg"
-                ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, FRAME_JPEG_QUALITY])
+                ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, preset.jpeg_quality])
                 atomic_write_bytes(frames_dir / name, buf.tobytes())
                 labelled = [tr.box for tr in sorted(truths, key=lambda x: x.tray_id) if tr.visible >= p.min_visible]
                 manifest_file.write(manifest_line(f"frames/{name}", p.width, p.height, labelled, p.line, p.seed, t))
@@ -173,7 +174,7 @@ def generate(p: GenerateParams) -> GenerateResult:
         manifest_file.commit()
     else:
         manifest_file.abort()
-    wall = time.perf_counter() - t_start
+    wall, cpu = time.perf_counter() - t_start, time.process_time() - cpu_start
     header = {"line": p.line, "seed": p.seed, "fps": p.fps if p.fps % 1 else int(p.fps), "width": p.width,
               "height": p.height}
     params = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(p).items() if k != "out"}
@@ -181,4 +182,4 @@ def generate(p: GenerateParams) -> GenerateResult:
     truth["label_min_visible"] = p.min_visible
     truth["params"] = params
     atomic_write_text(p.out / "truth.json", json.dumps(truth, indent=1) + "\n")
-    return GenerateResult(frames, len(truth["bins"]), truth["total_trays"], wall, render_s, encode_s)
+    return GenerateResult(frames, len(truth["bins"]), truth["total_trays"], wall, cpu, render_s, encode_s)

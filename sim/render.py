@@ -7,7 +7,7 @@ Per frame (time ``t``):
    painted in. It only changes when a tray is placed or a bin slides, so most frames reuse it.
 2. The frame is a crop of the static layer at the camera-shake offset; the carried tray (with a shadow that
    grows with its height) and the arm are drawn on it; fast motion is blurred.
-3. Camera effects (:mod:`sim.effects`): lighting drift, sensor noise, JPEG round trip.
+3. Camera effects (:mod:`sim.effects`): lighting drift, sensor noise.
 
 Ground truth comes from a *label buffer*: an integer image where, in painter's order, each bin's footprint is
 filled with ``OCC_BIN`` (it hides everything below: the previous bin's trays), each tray with its ``tray_id``,
@@ -32,11 +32,11 @@ from sim.lines import LinePreset
 from sim.pinhole import Camera, project, rotate_translate, scale, translate
 from sim.scene import BinPlan, Timeline
 from sim.tray_sprite import paint_tray, tray_shadow
-from sim.worker import arm_shapes, draw_arm, hand_state, label_arm
+from sim.worker import arm_shadow, arm_shapes, draw_arm, hand_state, label_arm
 
 OCC_BIN = 65534
 OCC_HAND = 65535
-N_TRAY_VARIANTS = 8
+N_TRAY_VARIANTS = 12
 TRAY_CORNER_CM = 1.5
 EXPOSURE = 0.5  # fraction of the frame interval the shutter is open (motion blur length)
 
@@ -183,7 +183,6 @@ class Renderer:
             rng = rng_for(self.seed, 7, index)
             self.effects.lighting(frame, t)
             self.effects.noise(frame, rng)
-            frame = self.effects.jpeg(frame)
         return frame, truths
 
     def _draw_hand(self, frame: np.ndarray | None, label: np.ndarray, drawn: list[tuple[int, int, np.ndarray]],
@@ -215,6 +214,7 @@ class Renderer:
         ppc = self.cam.scale_at(*state.wrist)
         arm = arm_shapes(Hf, state, ppc, state.tray_center is not None)
         if frame is not None:
+            arm_shadow(frame, arm, (2.5 * ppc, 3.5 * ppc), 2.0 * ppc, 0.35)
             draw_arm(frame, arm, self.preset.glove_color, self.preset.sleeve_color)
         label_arm(label, arm, OCC_HAND)
         boxes.append(arm.bbox())
