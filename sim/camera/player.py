@@ -62,8 +62,12 @@ class FramePlayer:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop playing and release the video (also when never started)."""
         self._stop.set()
-        self._thread.join(5)
+        if self._thread.is_alive():
+            self._thread.join(5)
+        elif not self._thread.ident:  # never started: the capture opened in __init__ is still ours
+            self._cap.release()
 
     def _rewind(self, cap: Any) -> Any:
         """Seek to the first frame (no new open, see __init__); reopen only if seeking is not supported."""

@@ -92,15 +92,17 @@ class RtspTransport:
         return bool(result) and result[0].strip() == b"ready"
 
     def publish(self, jpeg: bytes) -> None:
+        """Send one frame to the server process (dropped while it is down). Written outside the lock so that
+        a disconnect can always kill a child that stopped reading; the write then fails and is ignored."""
         with self._lock:
             proc = self._proc
-            if proc is None or proc.stdin is None:
-                return
-            try:
-                proc.stdin.write(struct.pack(">I", len(jpeg)) + jpeg)
-                proc.stdin.flush()
-            except (BrokenPipeError, ValueError, OSError):
-                pass
+        if proc is None or proc.stdin is None:
+            return
+        try:
+            proc.stdin.write(struct.pack(">I", len(jpeg)) + jpeg)
+            proc.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            pass
 
     def _kill(self) -> None:
         with self._lock:

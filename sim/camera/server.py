@@ -70,7 +70,11 @@ class CameraServer:
         self._transport.publish(jpeg)
 
     def start(self) -> CameraServer:
-        self._transport.start()
+        try:
+            self._transport.start()
+        except BaseException:
+            self.player.stop()
+            raise
         self.player.start()
         if self.schedule:
             self._scheduler = threading.Thread(target=self._run_schedule, name="camera-faults", daemon=True)
