@@ -119,3 +119,17 @@ def test_score_threshold_filters_and_cut_graph_loads_in_ort(tmp_path: Path) -> N
     full = OrtDetector.from_path(exported("ssd"), score_threshold=0.0).detect(frames)[0]
     np.testing.assert_array_equal(via_cut.boxes, full.boxes)
     assert json.loads(graph_tools.read_metadata(cut)["class_names"]) == ["tray"]
+
+
+def test_preprocess_metadata_from_training_is_checked(tmp_path: Path) -> None:
+    training_like = {"color": "RGB", "resize": "stretch", "scale": 1 / 255, "mean": [0.5, 0.5, 0.5],
+                     "std": [0.25, 0.25, 0.25], "layout": "NCHW"}
+    ok = _copy_with_metadata(exported("ssd"), tmp_path / "ok.onnx", {"preprocess": json.dumps(training_like)})
+    detector = create_detector(ModelConfig(path=ok))
+    assert detector.spec.mean == (0.5, 0.5, 0.5) and detector.spec.std == (0.25, 0.25, 0.25)
+    batch = detector._preprocessor()([np.full((8, 8, 3), 255, np.uint8)])
+    np.testing.assert_allclose(batch, 2.0, rtol=1e-6)  # (1 - 0.5) / 0.25
+    letterbox = _copy_with_metadata(exported("ssd"), tmp_path / "lb.onnx",
+                                    {"preprocess": json.dumps({**training_like, "resize": "letterbox"})})
+    with pytest.raises(EdgeAppError, match="metadata_props: preprocess: expected RGB, stretch"):
+        create_detector(ModelConfig(path=letterbox))

@@ -38,6 +38,9 @@ class ModelSpec:
     output_layout: OutputLayout
     """``gluoncv``: outputs (ids, scores, boxes) after NMS; ``before_nms``: one (B, N, 6) output."""
     output_names: tuple[str, ...]
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    """Normalisation (RGB order) from the ``preprocess`` metadata when present, else ImageNet's (GluonCV's)."""
 
 
 def load_onnx(path: Path):  # -> onnx.ModelProto (onnx imported lazily)
@@ -117,9 +120,35 @@ def inspect_model(model, path: Path, model_cfg: ModelConfig | None = None) -> Mo
             log.info("%s: the model's class names %s override model.class_names %s", path, names, list(cfg_names))
         class_names = tuple(names)
 
+    mean, std = _check_preprocess_metadata(metadata.get("preprocess"), path)
     sha256 = hashlib.sha256(model.SerializeToString()).hexdigest()
     version = metadata.get("model_version") or f"sha256:{sha256[:12]}"
     return ModelSpec(path=path, sha256=sha256, input_name=inputs[0].name, input_size=(int(input_size[0]),
                      int(input_size[1])), class_names=class_names, model_version=version,
                      architecture=metadata.get("architecture"), output_layout=layout,
-                     output_names=tuple(o.name for o in outputs))
+                     output_names=tuple(o.name for o in outputs), mean=mean, std=std)
+
+
+def _check_preprocess_metadata(text: str | None, path: Path) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Training records its preprocessing (``preprocess`` JSON); refuse a model that expects another one.
+
+    We implement GluonCV's: RGB, plain stretch to the input size, scale 1/255, mean/std, NCHW. Mean and
+    std are taken from the metadata; anything else that differs is an error, not a silent accuracy loss.
+    """
+    default = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    if not text:
+        return default
+    try:
+        info = json.loads(text)
+        expected = {"color": "RGB", "resize": "stretch", "layout": "NCHW"}
+        wrong = {k: info[k] for k, v in expected.items() if k in info and str(info[k]) != v}
+        if "scale" in info and abs(float(info["scale"]) - 1 / 255) > 1e-9:
+            wrong["scale"] = info["scale"]
+        mean = tuple(float(v) for v in info.get("mean", default[0]))
+        std = tuple(float(v) for v in info.get("std", default[1]))
+    except (TypeError, ValueError, AttributeError):
+        raise EdgeAppError(f"{path}: metadata_props: preprocess: expected a JSON object, got {text!r:.80}") from None
+    if wrong or len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise EdgeAppError(f"{path}: metadata_props: preprocess: expected RGB, stretch resize, scale 1/255, NCHW "
+                           f"and 3 means / 3 positive stds, got {text!r:.160}")
+    return mean, std

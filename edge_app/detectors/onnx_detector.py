@@ -104,7 +104,7 @@ class OrtDetector:
     def _preprocessor(self) -> Preprocessor:
         pre = getattr(self._local, "preprocessor", None)
         if pre is None:
-            pre = self._local.preprocessor = Preprocessor(self.input_size)
+            pre = self._local.preprocessor = Preprocessor(self.input_size, self.spec.mean, self.spec.std)
         return pre
 
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:

@@ -342,7 +342,7 @@ class TrtDetector:
     def _preprocessor(self) -> Preprocessor:
         pre = getattr(self._local, "preprocessor", None)
         if pre is None:
-            pre = self._local.preprocessor = Preprocessor(self.input_size)
+            pre = self._local.preprocessor = Preprocessor(self.input_size, self.spec.mean, self.spec.std)
         return pre
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
