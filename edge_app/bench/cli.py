@@ -16,3 +16,7 @@ app.command("counting")(counting)
 from edge_app.bench.detector import bench_detector  # noqa: E402
 
 app.command("detector")(bench_detector)
+
+from edge_app.bench.capacity import bench_capacity  # noqa: E402
+
+app.command("capacity")(bench_capacity)
