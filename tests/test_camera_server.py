@@ -122,11 +122,12 @@ def longest_identical_run(frames: list[Frame]) -> int:
 # --- RTSP: the camera goes away and comes back on the same port -----------------------------------
 
 
-def test_rtsp_source_reconnects_with_backoff_when_the_camera_restarts(clip: Path) -> None:
+@pytest.mark.parametrize("codec", ["jpeg", "h264"])
+def test_rtsp_source_reconnects_with_backoff_when_the_camera_restarts(clip: Path, codec: str) -> None:
     reason = rtsp_available()
     assert reason is None, reason  # installed by scripts/install-system-deps.sh; a skip would hide a broken CI
     port = free_port()
-    camera = CameraServer(clip, "rtsp", port=port, fps=FPS).start()
+    camera = CameraServer(clip, "rtsp", port=port, fps=FPS, codec=codec).start()
     assert camera.url == f"rtsp://127.0.0.1:{port}/stream"
     assert isinstance(open_source(StreamConfig(name="probe", uri=camera.url)), LiveSource)
     backoff = RecordingBackoff(OPTIONS.reconnect_initial_s, OPTIONS.reconnect_max_s)
@@ -143,7 +144,7 @@ def test_rtsp_source_reconnects_with_backoff_when_the_camera_restarts(clip: Path
         assert not down.connected and down.disconnects == 1
         before_restart = collector.count()
 
-        camera = CameraServer(clip, "rtsp", port=port, fps=FPS).start()  # back, same port
+        camera = CameraServer(clip, "rtsp", port=port, fps=FPS, codec=codec).start()  # back, same port
         collector.wait_for_more(10, timeout=25)
         up = collector.source.stats
         assert up.connected and up.reconnects >= 1 and up.connects >= 2

@@ -16,6 +16,7 @@ def serve_command(
     port: int | None = typer.Option(None, help="TCP port on --host (default 8554 for rtsp, 8080 for mjpeg; "
                                     "0: any free port)"),
     host: str = typer.Option("127.0.0.1", help="Address to listen on"),
+    codec: str = typer.Option("jpeg", help="RTSP payload: jpeg (RTP/JPEG) or h264 (x264, like most cameras)"),
     fps: float | None = typer.Option(None, help="Frame rate (default: the video's own)"),
     loop: bool = typer.Option(True, "--loop/--no-loop", help="Restart the video at its end (default) or stop"),
     fault: list[str] = typer.Option([], "--fault", help="KIND:AT:AMOUNT[:EVERY], repeatable. KIND: disconnect, "
@@ -32,6 +33,8 @@ def serve_command(
 
     if protocol not in ("rtsp", "mjpeg"):
         raise EdgeAppError(f"--protocol: expected rtsp or mjpeg, got {protocol!r}")
+    if codec not in ("jpeg", "h264"):
+        raise EdgeAppError(f"--codec: expected jpeg or h264, got {codec!r}")
     if not 0 <= jitter < 1:
         raise EdgeAppError(f"--jitter: expected 0 <= j < 1, got {jitter}")
     faults = [Fault.parse(text) for text in fault]
@@ -41,7 +44,7 @@ def serve_command(
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     with CameraServer(video, protocol=protocol, port=port, host=host, fps=fps, loop=loop, faults=faults,  # type: ignore[arg-type]
-                      jitter=jitter) as camera:
+                      jitter=jitter, codec=codec) as camera:
         print(f"serving {video} at {camera.url} ({camera.fps:g} fps); Ctrl-C to stop", flush=True)
         deadline = None if duration is None else time.monotonic() + duration
         try:

@@ -49,8 +49,12 @@ def rtsp_available() -> str | None:
 class RtspTransport:
     """Serves published JPEG frames at ``rtsp://host:port/stream``."""
 
-    def __init__(self, fps: float, host: str = "127.0.0.1", port: int = 0, path: str = "/stream") -> None:
+    def __init__(self, fps: float, host: str = "127.0.0.1", port: int = 0, path: str = "/stream",
+                 codec: str = "jpeg") -> None:
+        if codec not in ("jpeg", "h264"):
+            raise ValueError(f"codec must be 'jpeg' or 'h264', got {codec!r}")
         self.fps = fps
+        self.codec = codec
         self.host = host
         self.port = port or free_port(host)
         self.path = path
@@ -69,7 +73,7 @@ class RtspTransport:
         with tempfile.TemporaryFile() as errors:
             proc = subprocess.Popen(
                 [SYSTEM_PYTHON, str(SCRIPT), "--host", self.host, "--port", str(self.port), "--path", self.path,
-                 "--fps", str(self.fps)],
+                 "--fps", str(self.fps), "--codec", self.codec],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
             )
             ready = self._wait_ready(proc)

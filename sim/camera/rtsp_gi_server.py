@@ -6,8 +6,9 @@ and the GObject headers. This script imports nothing from the repo, so it runs u
 with ``gi``.
 
 Protocol on stdin: a stream of JPEG frames, each prefixed by its length as a 4-byte big-endian integer.
-Every frame is pushed to every connected client's pipeline (one shared pipeline, RTP/JPEG payload,
-RFC 2435), timestamped on arrival, so the parent process controls pacing, freezes and corruption.
+Every frame is pushed to every connected client's pipeline (one shared pipeline), timestamped on arrival, so
+the parent process controls pacing, freezes and corruption. ``--codec jpeg`` sends the JPEGs as they are
+(RTP/JPEG, RFC 2435); ``--codec h264`` decodes and re-encodes them with x264 (RTP/H.264, like most cameras).
 With no client connected, frames are discarded, like a real camera. End of stdin stops the server.
 Prints ``ready`` on stdout once listening.
 """
@@ -30,6 +31,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--path", default="/stream")
     parser.add_argument("--fps", type=float, default=15.0)
+    parser.add_argument("--codec", choices=("jpeg", "h264"), default="jpeg")
     args = parser.parse_args()
 
     Gst.init(None)
@@ -40,9 +42,15 @@ def main() -> int:
     fps_caps = f"{int(round(args.fps * 1000))}/1000"
     factory = GstRtspServer.RTSPMediaFactory()
     # leaky-type=downstream + max-buffers: a client that cannot keep up loses old frames, never the server
+    if args.codec == "jpeg":
+        payload = "jpegparse ! rtpjpegpay name=pay0 pt=26"
+    else:  # what most IP cameras send: H.264, a key frame every second, no B-frames (zerolatency)
+        gop = max(1, int(round(args.fps)))
+        payload = (f"jpegdec ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} "
+                   f"! video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=1")
     factory.set_launch(
         f"( appsrc name=src is-live=true do-timestamp=true format=time max-buffers=8 leaky-type=downstream "
-        f"caps=image/jpeg,framerate={fps_caps} ! jpegparse ! rtpjpegpay name=pay0 pt=26 )"
+        f"caps=image/jpeg,framerate={fps_caps} ! {payload} )"
     )
     factory.set_shared(True)
 

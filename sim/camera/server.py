@@ -37,11 +37,16 @@ class CameraServer:
     ``faults`` schedules the same things relative to :meth:`start`. Corruption damages JPEG headers over
     MJPEG (frames the client must reject) and entropy-coded data over RTSP (the RTP payloader needs valid
     headers; the client decodes a smeared picture) unless ``corrupt_kind`` says otherwise.
+
+    RTSP ``codec``: ``jpeg`` (RTP/JPEG, cheap: frames pass through untouched) or ``h264`` (re-encoded by
+    x264 in the server process, like most IP cameras; a corrupt frame then becomes a cleanly encoded smeared
+    picture, not a damaged bitstream).
     """
 
     def __init__(self, video: str | Path, protocol: Protocol = "rtsp", *, port: int = 0, host: str = "127.0.0.1",
                  fps: float | None = None, loop: bool = True, faults: list[Fault] | None = None,
-                 jitter: float = 0.3, corrupt_kind: CorruptKind | None = None, seed: int = 0) -> None:
+                 jitter: float = 0.3, corrupt_kind: CorruptKind | None = None, codec: str = "jpeg",
+                 seed: int = 0) -> None:
         if protocol not in ("rtsp", "mjpeg"):
             raise ValueError(f"protocol must be 'rtsp' or 'mjpeg', got {protocol!r}")
         self.protocol = protocol
@@ -54,7 +59,7 @@ class CameraServer:
         if protocol == "mjpeg":
             self._transport = MjpegTransport(host, port)
         else:
-            self._transport = RtspTransport(self.player.fps, host, port)
+            self._transport = RtspTransport(self.player.fps, host, port, codec=codec)
         self._stop = threading.Event()
         self._scheduler: threading.Thread | None = None
 
