@@ -58,20 +58,22 @@ def test_events_reach_the_broker_with_documented_topics_and_payloads(broker, tmp
 
 
 def test_status_is_retained_online_then_last_will_offline_on_kill(broker, tmp_path: Path) -> None:
+    watch = Collector(broker.host, broker.port, "t/status", client_id="watch")
     proc = subprocess.Popen([sys.executable, str(DRIVER), str(tmp_path / "s"), broker.host, str(broker.port), "100000",
                              "0.05"], stdout=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout is not None and proc.stdout.readline().startswith("bin ")
+        assert wait_until(lambda: any(p.get("state") == "online" for _, p, _ in watch.messages), 10)
         late = Collector(broker.host, broker.port, "t/status", client_id="late")  # joins after the connect
-        assert wait_until(lambda: any(p.get("state") == "online" and r for _, p, r in late.messages), 5)
+        assert wait_until(lambda: bool(late.messages), 5)
+        assert late.messages[0][1]["state"] == "online" and late.messages[0][2] is True  # retained
         proc.kill()  # SIGKILL: no clean disconnect, the broker must publish the will
         proc.wait()
         assert wait_until(lambda: any(p.get("state") == "offline" for _, p, _ in late.messages), 15)
-        late.close()
         again = Collector(broker.host, broker.port, "t/status", client_id="again")
         assert wait_until(lambda: bool(again.messages), 5)
         assert again.messages[-1][1]["state"] == "offline" and again.messages[-1][2] is True  # retained
-        again.close()
+        for c in (watch, late, again):
+            c.close()
     finally:
         proc.kill()
 

@@ -17,6 +17,10 @@ from edge_app.bench.detector import bench_detector  # noqa: E402
 
 app.command("detector")(bench_detector)
 
+from edge_app.bench.outbox import outbox  # noqa: E402
+
+app.command("outbox")(outbox)
+
 from edge_app.bench.capacity import bench_capacity  # noqa: E402
 
 app.command("capacity")(bench_capacity)

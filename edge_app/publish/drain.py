@@ -24,6 +24,13 @@ from edge_app.publish.outbox import Outbox, OutboxError, QueuedMessage
 
 log = logging.getLogger(__name__)
 
+GATHER_S = 0.002
+ACK_BATCH = 500
+ACK_DELAY_S = 0.05
+"""Acknowledged rows are deleted in batches (<= 50 ms late): far fewer write transactions competing with
+`Outbox.commit`; the price is that a crash may re-send up to 50 ms of already delivered messages, which
+at-least-once delivery with de-duplication by id already allows."""
+
 
 class OutboxDrainer:
     def __init__(self, outbox: Outbox, send: Callable[[QueuedMessage], Hashable | None], *,
@@ -40,6 +47,8 @@ class OutboxDrainer:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.sent_total = 0
         self.acked_total = 0
+        self._acked: list[int] = []
+        self._last_delete = time.monotonic()
 
     # called from any thread
     def ack(self, token: Hashable) -> None:
@@ -72,6 +81,8 @@ class OutboxDrainer:
         while time.monotonic() < deadline:
             if self.outbox.depth == 0 and not self._inflight:
                 return True
+            if not self._inflight and self._acked:  # only deferred deletes left
+                self._wake.set()
             self._wake.set()
             time.sleep(0.02)
         return self.outbox.depth == 0 and not self._inflight
@@ -86,15 +97,16 @@ class OutboxDrainer:
                 handed = 0
                 time.sleep(1.0)
             if not handed:
-                self._wake.wait(0.5)
+                self._wake.wait(ACK_DELAY_S if self._acked else 0.5)
                 self._wake.clear()
-        self._apply_acks()
+        self._apply_acks(force=True)
 
     def _step(self) -> int:
         self._apply_acks()
         room = self.window - len(self._inflight)
         if room <= 0 or not self._ready():
             return 0
+        time.sleep(GATHER_S)  # let a burst of commits accumulate: one query and one wake-up for many rows
         handed = 0
         for message in self.outbox.fetch_after(self._cursor, room):
             token = self._send(message)
@@ -106,8 +118,8 @@ class OutboxDrainer:
         self.sent_total += handed
         return handed
 
-    def _apply_acks(self) -> None:
-        acked: list[int] = []
+    def _apply_acks(self, force: bool = False) -> None:
+        acked = self._acked
         while True:
             try:
                 token, ok = self._events.get_nowait()
@@ -120,6 +132,9 @@ class OutboxDrainer:
                 acked.append(seq)
             else:  # re-send from the failed message on (at-least-once; later ones may be duplicated)
                 self._cursor = min(self._cursor, seq - 1)
-        if acked:
+        now = time.monotonic()
+        if acked and (force or len(acked) >= ACK_BATCH or now - self._last_delete >= ACK_DELAY_S):
             self.outbox.ack(acked)
             self.acked_total += len(acked)
+            self._acked = []
+            self._last_delete = now

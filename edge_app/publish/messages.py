@@ -16,11 +16,12 @@ anomalies and alarms; bins (`NEVER_DROP`) are never dropped.
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from edge_app.events import AnomalyResult, BinCompleted, CountUpdate, Event
 from edge_app.sitewise.measurements import (
@@ -83,8 +84,19 @@ class Topics:
 
 
 def iso_utc(unix_time: float) -> str:
-    """``2026-11-23T13:20:00.123Z``: ISO-8601, UTC, millisecond precision."""
-    return datetime.fromtimestamp(unix_time, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``2026-11-23T13:20:00.123Z``: ISO-8601, UTC, millisecond precision (truncated, like ``isoformat``)."""
+    whole_ms = int(unix_time * 1000)
+    seconds, ms = divmod(whole_ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
+
+
+_RUN_ID = uuid.uuid4().hex[:12]
+_serial = itertools.count(1)
+
+
+def unique_suffix() -> str:
+    """``<random run id>-<serial>``: unique across restarts without a uuid4 (an ``os.urandom`` call) per message."""
+    return f"{_RUN_ID}-{next(_serial)}"
 
 
 def encode(payload: Mapping) -> bytes:
@@ -136,7 +148,7 @@ class MessageBuilder:
         return OutboundMessage(msg_id, self.topics.bin(e.line), encode(payload), NEVER_DROP, "bin")
 
     def _count(self, e: CountUpdate) -> OutboundMessage:
-        msg_id = f"{self.site}/{e.stream}/count/{uuid.uuid4().hex}"
+        msg_id = f"{self.site}/{e.stream}/count/{unique_suffix()}"
         payload = self._base(
             "count", msg_id, e.wall_time, line=e.line, stream=e.stream, t=e.t, bin_id=e.bin_id, local=e.local,
             **{"global": e.global_count}, bins_completed=e.bins_completed, visible=e.visible,
@@ -147,7 +159,7 @@ class MessageBuilder:
         return OutboundMessage(msg_id, self.topics.count(e.line), encode(payload), COUNT, "count")
 
     def _anomaly(self, e: AnomalyResult) -> OutboundMessage:
-        msg_id = f"{self.site}/{e.stream}/anomaly/{uuid.uuid4().hex}"
+        msg_id = f"{self.site}/{e.stream}/anomaly/{unique_suffix()}"
         payload = self._base(
             "anomaly", msg_id, e.wall_time, line=e.line, stream=e.stream, t=e.t, score=e.score,
             is_anomalous=e.is_anomalous, area_percent=e.area_percent, snapshot_path=e.snapshot_path,
@@ -158,7 +170,7 @@ class MessageBuilder:
 
     def health(self, health: Mapping, wall_time: float) -> OutboundMessage:
         """The app heartbeat as given (plus id/timestamp); see `EventPublisher.publish_health`."""
-        msg_id = f"{self.site}/health/{uuid.uuid4().hex}"
+        msg_id = f"{self.site}/health/{unique_suffix()}"
         payload = self._base("health", msg_id, wall_time, **dict(health))
         return OutboundMessage(msg_id, self.topics.health, encode(payload), TELEMETRY, "health")
 
@@ -166,7 +178,7 @@ class MessageBuilder:
         """Per-line fps as a SiteWise measurement; BAD quality when the stream delivers no frames."""
         fps = float(stats.get("fps", 0.0))
         quality = "GOOD" if fps > 0 else "BAD"
-        msg_id = f"{self.site}/{stream}/telemetry/{uuid.uuid4().hex}"
+        msg_id = f"{self.site}/{stream}/telemetry/{unique_suffix()}"
         payload = self._base(
             "telemetry", msg_id, wall_time, line=line, stream=stream, fps=fps,
             dropped_frames=int(stats.get("dropped_frames", 0)),
@@ -175,7 +187,7 @@ class MessageBuilder:
         return OutboundMessage(msg_id, self.topics.telemetry(line), encode(payload), TELEMETRY, "telemetry")
 
     def alarm(self, code: str, message: str, wall_time: float, **details: object) -> OutboundMessage:
-        msg_id = f"{self.site}/alarm/{code}/{uuid.uuid4().hex}"
+        msg_id = f"{self.site}/alarm/{code}/{unique_suffix()}"
         payload = self._base("alarm", msg_id, wall_time, code=code, message=message, **details)
         return OutboundMessage(msg_id, self.topics.alarm, encode(payload), IMPORTANT, "alarm")
 

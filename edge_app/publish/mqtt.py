@@ -43,6 +43,7 @@ class MqttPublisher:
         self.connected_since: float | None = None
         self.connects = 0
         self._online = threading.Event()
+        self._stopping = False
         self.client = self._make_client()
         self.drainer = OutboxDrainer(outbox, self._send, ready=lambda: self.connected,
                                      window=cfg.outbox.inflight, name="mqtt-outbox")
@@ -83,6 +84,7 @@ class MqttPublisher:
         """Flush what can be flushed within ``timeout``, publish ``offline``, disconnect. True if all sent."""
         flushed = self.drainer.flush(timeout)
         self.drainer.stop()
+        self._stopping = True
         if self.connected:
             info = self.client.publish(self.builder.topics.status,
                                        self.builder.status("offline", self.mqtt.client_id, time.time()),
@@ -117,7 +119,7 @@ class MqttPublisher:
 
     def _on_disconnect(self, client: paho.Client, userdata: object, flags: object, reason_code: object,
                        properties: object) -> None:
-        if self.connected:
+        if self.connected and not self._stopping:
             log.warning("mqtt: disconnected from %s:%s (%s); reconnecting", self.mqtt.host, self.mqtt.port,
                         reason_code)
         self.connected = False

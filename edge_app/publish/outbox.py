@@ -49,7 +49,7 @@ DB_NAME = "outbox.db"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
+    id TEXT NOT NULL,
     topic TEXT NOT NULL,
     payload BLOB NOT NULL,
     priority INTEGER NOT NULL,
@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS messages (
     retain INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS messages_priority ON messages(priority, seq);
+-- idempotency only matters for bins (deterministic ids); a partial index keeps the hot path (counts) cheap
+CREATE UNIQUE INDEX IF NOT EXISTS messages_bin_id ON messages(id) WHERE priority >= 3;
 CREATE TABLE IF NOT EXISTS counter_state (stream TEXT PRIMARY KEY, state TEXT NOT NULL, updated REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -92,6 +93,8 @@ class Outbox:
         self.max_bytes = int(max_bytes)
         self._synchronous = synchronous
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None
         self.recovery: dict | None = None
         """Set when a corrupt DB was quarantined at open: where it went and what was salvaged."""
         try:
@@ -128,6 +131,7 @@ class Outbox:
             if mode.lower() != "wal":
                 raise sqlite3.DatabaseError(f"cannot switch to WAL mode (got {mode})")
             conn.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
+            conn.execute("PRAGMA temp_store=MEMORY")
             check = conn.execute("PRAGMA quick_check").fetchall()
             if check != [("ok",)]:
                 raise sqlite3.DatabaseError(f"integrity check failed: {check[0][0]}")
@@ -270,9 +274,15 @@ class Outbox:
 
     # ---------------------------------------------------------------- draining
     def fetch_after(self, seq: int, limit: int) -> list[QueuedMessage]:
-        """The next ``limit`` queued messages with ``seq`` greater than the given one, oldest first."""
-        with self._lock:
-            rows = self._conn.execute("SELECT seq, id, topic, payload, retain FROM messages WHERE seq > ? "
+        """The next ``limit`` queued messages with ``seq`` greater than the given one, oldest first.
+
+        Uses its own read connection: in WAL mode a reader never blocks the writer, so the drainer fetching
+        a window of messages never delays `commit` (one shared connection would serialise them).
+        """
+        with self._read_lock:
+            if self._reader is None:
+                self._reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            rows = self._reader.execute("SELECT seq, id, topic, payload, retain FROM messages WHERE seq > ? "
                                       "ORDER BY seq LIMIT ?", (seq, limit)).fetchall()
         return [QueuedMessage(s, i, t, bytes(p), bool(r)) for s, i, t, p, r in rows]
 
@@ -283,14 +293,11 @@ class Outbox:
             return
         with self._lock:
             with _transaction(self._conn):
-                before = self._conn.total_changes
                 placeholders = ",".join("?" * len(keys))
-                freed = self._conn.execute(f"SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM messages "
-                                           f"WHERE seq IN ({placeholders})", [k[0] for k in keys]).fetchone()[0]
-                self._conn.executemany("DELETE FROM messages WHERE seq=?", keys)
-                removed = self._conn.total_changes - before
-            self._depth -= removed
-            self._bytes -= freed
+                sizes = self._conn.execute(f"DELETE FROM messages WHERE seq IN ({placeholders}) "
+                                           "RETURNING LENGTH(payload)", [k[0] for k in keys]).fetchall()
+            self._depth -= len(sizes)
+            self._bytes -= sum(size for (size,) in sizes)
 
     # ---------------------------------------------------------------- state and stats
     def load_counter_states(self) -> dict[str, dict]:
@@ -315,6 +322,10 @@ class Outbox:
         return row[0] if row else None
 
     def close(self) -> None:
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         with self._lock:
             try:
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
