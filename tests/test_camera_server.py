@@ -104,7 +104,12 @@ class RecordingBackoff(Backoff):
 
 
 def camera_source(url: str, options: SourceOptions = OPTIONS, backoff: Backoff | None = None) -> LiveSource:
-    return LiveSource(StreamConfig(name="cam-1", uri=url), parse_uri(url), options, backoff=backoff)
+    config = StreamConfig(name="cam-1", uri=url)
+    if backoff is not None:  # the only thing open_source does not let a caller inject
+        return LiveSource(config, parse_uri(url), options, backoff=backoff)
+    source = open_source(config, options=options)
+    assert isinstance(source, LiveSource)
+    return source
 
 
 def digest(frame: Frame) -> str:
