@@ -95,7 +95,7 @@ def bench_capacity(
     from edge_app.detectors.onnx_detector import OrtDetector
     from edge_app.pipeline.split import prepared
 
-    console = Console()
+    console = Console(width=130)  # wide enough for the tables in logs and pipes too
     if short:
         cameras, seconds, bisect, growth = 2, 2.0, 0, max(growth, 2.0)
     video, made_by = bench_video(width, height)
