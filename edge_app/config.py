@@ -29,16 +29,19 @@ class CounterParams(StrictModel):
     """n: frames over which a continuous drop of the tray count declares a new bin."""
     min_drop: Annotated[int, Field(ge=1)] = 2
     """How many trays the smoothed count must fall over ``window`` to count as 'dropping'."""
-    smoothing: Annotated[int, Field(ge=1, le=301)] = 5
-    """Frames in the running median that removes one-frame flicker (odd numbers work best)."""
+    smoothing: Annotated[int, Field(ge=1, le=301)] = 25
+    """Frames in the running quantile that removes flicker, missed trays and short false positives."""
     zero_frames: Annotated[int, Field(ge=1)] = 5
-    """Consecutive frames with zero trays before a bin is declared complete."""
+    """Consecutive frames with a smoothed count of zero that start a drop (completed after ``confirm_s``)."""
     min_bin_frames: Annotated[int, Field(ge=0)] = 0
     """Frames a bin must have lasted before it may complete (guards against instant re-triggers)."""
+    quantile: Annotated[float, Field(ge=0.0, le=1.0)] = 0.75
+    """Which running quantile of the last ``smoothing`` raw counts is the smoothed count (0.5: the median;
+    above 0.5 favours the frames where every tray was detected, see `BinCounter`)."""
     drop_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     """A drop only counts when the smoothed count falls to ``local - max(min_drop, drop_fraction * local)``
     or below (hysteresis: partial occlusions and missed trays never get there)."""
-    confirm_s: Annotated[float, Field(ge=0.0)] = 3.5
+    confirm_s: Annotated[float, Field(ge=0.0)] = 5.0
     """Seconds the count must stay down, without recovering, before the bin is declared complete; longer
     than the longest hand occlusion (a hand that leaves lets the count recover and cancels the drop)."""
     count_interval_s: Annotated[float, Field(gt=0)] = 1.0

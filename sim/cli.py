@@ -47,3 +47,45 @@ def generate_command(
               f"{r.frames / max(r.cpu_s, 1e-9):.1f} frames/s per core ({media / max(r.cpu_s, 1e-9):.2f}x real time); "
               f"wall per frame: render {1000 * r.render_s / r.frames:.1f} ms, "
               f"encode+write {1000 * r.encode_s / r.frames:.1f} ms")
+
+
+@app.command("detections")
+def detections_command(
+    out: Path = typer.Option(..., "--out", help="Output folder (detections.jsonl, truth.json, counting.yaml)"),
+    line: str = typer.Option("line-1", help="Line preset: line-1 .. line-4 (see sim/scenarios.py)"),
+    seed: int = typer.Option(1, help="Random seed: same seed and options, same bytes"),
+    duration: float = typer.Option(3600.0, help="Simulated production in seconds"),
+    fps: float | None = typer.Option(None, help="Frames per second (default: the line's)"),
+    miss_rate: float = typer.Option(0.02, help="Per-tray, per-frame miss probability"),
+    fp_per_min: float = typer.Option(4.0, help="False-positive bursts per minute (above threshold)"),
+    jitter: float = typer.Option(0.03, help="Box jitter, fraction of the box size"),
+    occlusions_per_min: float | None = typer.Option(None, help="Hand occlusion bursts per minute (0.5-3 s)"),
+    outages: int | None = typer.Option(None, help="Camera outages (no frames) in the run"),
+    error_scale: float = typer.Option(1.0, help="Scale miss/false-positive rates and jitter (2: a worse detector)"),
+) -> None:
+    """Emit replay detections for hours of production (no rendering) with a detector error model + truth."""
+    from dataclasses import replace
+
+    from edge_app.errors import EdgeAppError
+    from sim.error_model import ErrorModel
+    from sim.scenarios import LINE_PRESETS, Scenario, write_detections
+
+    if line not in LINE_PRESETS:
+        raise EdgeAppError(f"--line: expected one of {', '.join(LINE_PRESETS)}, got {line!r}")
+    if duration <= 0:
+        raise EdgeAppError(f"--duration: expected a positive number of seconds, got {duration}")
+    spec = LINE_PRESETS[line]
+    changes: dict = {}
+    if fps is not None:
+        changes["fps"] = fps
+    if occlusions_per_min is not None:
+        changes["occlusions_per_min"] = occlusions_per_min
+    if outages is not None:
+        changes["outages"] = outages
+    model = ErrorModel(miss_rate=miss_rate, fp_per_min=fp_per_min, jitter=jitter)
+    if error_scale != 1.0:
+        model = model.scaled(error_scale)
+    scenario = Scenario(replace(spec, **changes), duration_s=duration, error_model=model, seed=seed)
+    r = write_detections(scenario, out)
+    print(f"wrote {out}: {r['frames']} frames ({duration / 3600:.2f} h), {r['bins']} bins, {r['total_trays']} trays")
+    print(f"count it: edge-app count --detections {out / 'detections.jsonl'} --config {out / 'counting.yaml'}")

@@ -25,8 +25,11 @@ closes it too).
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -53,7 +56,8 @@ class LineSpec:
     pace: tuple[float, float, float] = (0.6, 1.0, 2.0)
     """Per-bin pace factors (fast, normal, slow) applied to ``tray_interval_s``."""
     pace_weights: tuple[float, float, float] = (0.25, 0.5, 0.25)
-    full_dwell_s: Range = (2.0, 12.0)
+    full_dwell_s: Range = (3.0, 12.0)
+    """A full bin waits while the worker fetches the next one."""
     empty_s: Range = (0.3, 6.0)
     slide_s: Range = (0.5, 2.0)
     placement_hand_s: Range = (0.4, 1.2)
@@ -268,8 +272,8 @@ LINE_PRESETS: dict[str, LineSpec] = {
                        outages=1),
     # Small 16-slot bins filled fast, refilled almost at once after a swap; 15 fps camera.
     "line-2": LineSpec(line="line-2", fps=15.0, bin_rect=(380.0, 200.0, 900.0, 600.0), grid=(4, 4),
-                       trays_per_bin=(12, 16), tray_interval_s=(1.5, 3.0), empty_s=(0.3, 2.0),
-                       full_dwell_s=(1.0, 6.0), pace_weights=(0.4, 0.4, 0.2)),
+                       trays_per_bin=(12, 16), tray_interval_s=(2.0, 3.5), empty_s=(0.3, 2.0),
+                       full_dwell_s=(2.5, 6.0), pace_weights=(0.4, 0.4, 0.2)),
     # Big 30-tray bins filled slowly, a busy worker (more occlusion bursts), 8 fps.
     "line-3": LineSpec(line="line-3", fps=8.0, bin_rect=(300.0, 120.0, 980.0, 620.0), grid=(5, 6),
                        trays_per_bin=(28, 30), tray_interval_s=(5.0, 12.0), occlusions_per_min=1.5,
@@ -285,3 +289,55 @@ def preset(line: str) -> LineSpec:
     if line not in LINE_PRESETS:
         raise KeyError(line)
     return LINE_PRESETS[line]
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_detections(scenario: Scenario, out: Path) -> dict:
+    """Write ``detections.jsonl`` (replay format), ``truth.json`` and ``counting.yaml`` into ``out``.
+
+    ``counting.yaml`` is a minimal app config with the scenario's stream and ROI, so that
+    ``edge-app count --detections out/detections.jsonl --config out/counting.yaml`` counts it the way a
+    deployed app would. Files are written to temporary names and renamed when complete.
+    """
+    import yaml
+
+    from edge_app.detections import Detections
+    from edge_app.replay import ReplayWriter
+
+    out.mkdir(parents=True, exist_ok=True)
+    run = ScenarioRun(scenario)
+    spec = scenario.spec
+    jsonl = out / "detections.jsonl"
+    tmp = out / "detections.jsonl.tmp"
+    tmp.unlink(missing_ok=True)
+    frames = 0
+    names = ("tray",)
+    with ReplayWriter(tmp) as writer:
+        for fr in run.frames():
+            dets = Detections(fr.boxes, fr.scores, np.zeros(len(fr.scores), np.int32), names)
+            writer.write(spec.line, fr.frame, fr.t, dets)
+            frames += 1
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, jsonl)
+    truth = run.truth
+    _atomic_write_text(out / "truth.json", json.dumps(truth, indent=1) + "\n")
+    config = {
+        "model": {"path": "model.onnx", "score_threshold": 0.5, "class_names": ["tray"]},
+        "streams": [{"name": spec.line, "uri": f"sim://{spec.line}", "line": spec.line,
+                     "roi": [[round(x, 1), round(y, 1)] for x, y in scenario.roi]}],
+        "mqtt": {"enabled": False},
+    }
+    header = (f"# Counting config for the simulated stream {spec.line} (seed {scenario.seed}).\n"
+              f"# edge-app count --detections {jsonl} --config {out / 'counting.yaml'}\n")
+    _atomic_write_text(out / "counting.yaml", header + yaml.safe_dump(config, sort_keys=False))
+    return {"frames": frames, "bins": len(truth["bins"]), "total_trays": truth["total_trays"],
+            "detections": str(jsonl)}
