@@ -117,10 +117,11 @@ class EdgeApp:
                    "optimization": pc.ort_optimization}
         try:
             detector = create_detector(self.cfg.model, **options)
-        except EdgeAppError:
-            if pc.ort_optimization == "basic" or self.cfg.model.backend != "onnxruntime":
+        except EdgeAppError as exc:
+            if (pc.ort_optimization == "basic" or self.cfg.model.backend != "onnxruntime"
+                    or not Path(self.cfg.model.path).is_file()):
                 raise
-            log.warning("model: full ONNX Runtime optimisation failed for this graph; using the basic level")
+            log.warning("model: full ONNX Runtime optimisation failed (%s); retrying with the basic level", exc)
             detector = create_detector(self.cfg.model, **{**options, "optimization": "basic"})
         self.model_version = str(getattr(detector, "model_version", "unknown"))
         if is_untrained(self.model_version):
