@@ -1,0 +1,132 @@
+"""Training-time augmentations (numpy / OpenCV), as in the article, plus the edge app's ROI mask.
+
+The article trains on labelled frames plus augmented copies (random noise, random contrast and brightness,
+channel shuffle) and lets GluonCV flip and crop. Each function here takes an ``HxWx3 uint8`` image and
+``(N, 5+)`` boxes ``[xmin, ymin, xmax, ymax, cls, ...]`` in pixels and returns new ones; geometry changes
+move the boxes with the pixels. `augment` chains them with probabilities; `write_augmented_copies`
+writes offline copies (the "unified dataset" of the article) with a manifest next to them.
+
+Why each one: noise and contrast/brightness mimic sensor gain and lighting changes between lines and
+shifts; channel shuffle makes the detector rely on shape rather than one tray colour; flips and crop/expand
+change position and scale so a tray is found anywhere at any plausible size. The ROI mask reproduces what
+the edge app does with ``mask_outside_roi`` (pixels outside the polygon set to 0) so training sees the same
+input distribution as inference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+MIN_KEEP_FRACTION = 0.5
+"""A box cut by a crop is kept when at least this fraction of its area stays inside."""
+
+
+def random_noise(img: np.ndarray, rng: np.random.Generator, max_sigma: float = 12.0) -> np.ndarray:
+    """Additive Gaussian noise with sigma ~ U(0, max_sigma) grey levels."""
+    sigma = rng.uniform(0, max_sigma)
+    noisy = img.astype(np.float32) + rng.normal(0, sigma, img.shape).astype(np.float32)
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def contrast_brightness(img: np.ndarray, rng: np.random.Generator, contrast: float = 0.35,
+                        brightness: float = 40.0) -> np.ndarray:
+    """``alpha * (x - mean) + mean + beta`` with alpha ~ U(1-c, 1+c), beta ~ U(-b, b)."""
+    alpha = rng.uniform(1 - contrast, 1 + contrast)
+    beta = rng.uniform(-brightness, brightness)
+    mean = float(img.mean())
+    out = alpha * (img.astype(np.float32) - mean) + mean + beta
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def channel_shuffle(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.ascontiguousarray(img[:, :, rng.permutation(3)])
+
+
+def hflip(img: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    width = img.shape[1]
+    out = boxes.copy()
+    out[:, 0], out[:, 2] = width - boxes[:, 2], width - boxes[:, 0]
+    return np.ascontiguousarray(img[:, ::-1]), out
+
+
+def vflip(img: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    height = img.shape[0]
+    out = boxes.copy()
+    out[:, 1], out[:, 3] = height - boxes[:, 3], height - boxes[:, 1]
+    return np.ascontiguousarray(img[::-1]), out
+
+
+def expand(img: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, max_ratio: float = 1.6,
+           fill: Sequence[int] = (124, 116, 104)) -> tuple[np.ndarray, np.ndarray]:
+    """Place the image on a larger canvas (zoom out): objects get smaller, scale variety grows."""
+    h, w = img.shape[:2]
+    ratio = rng.uniform(1, max_ratio)
+    nh, nw = int(h * ratio), int(w * ratio)
+    y0, x0 = int(rng.integers(0, nh - h + 1)), int(rng.integers(0, nw - w + 1))
+    canvas = np.empty((nh, nw, 3), np.uint8)
+    canvas[:] = np.asarray(fill, np.uint8)
+    canvas[y0:y0 + h, x0:x0 + w] = img
+    out = boxes.copy()
+    out[:, [0, 2]] += x0
+    out[:, [1, 3]] += y0
+    return canvas, out
+
+
+def crop(img: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, min_scale: float = 0.6,
+         tries: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Random crop (zoom in). Boxes are clipped; those keeping < half their area are dropped.
+
+    Tries a few windows and keeps the first that retains every box it touches at >= MIN_KEEP_FRACTION or
+    fully drops it, so the network is never taught that half a tray is background.
+    """
+    h, w = img.shape[:2]
+    for _ in range(tries):
+        scale = rng.uniform(min_scale, 1.0)
+        ch, cw = int(h * scale), int(w * scale * rng.uniform(0.85, 1.15))
+        cw = min(cw, w)
+        y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        clipped = boxes.copy()
+        clipped[:, [0, 2]] = np.clip(boxes[:, [0, 2]] - x0, 0, cw)
+        clipped[:, [1, 3]] = np.clip(boxes[:, [1, 3]] - y0, 0, ch)
+        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        kept_area = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
+        frac = np.where(area > 0, kept_area / np.maximum(area, 1e-6), 0)
+        ambiguous = (frac > 0.05) & (frac < MIN_KEEP_FRACTION)
+        if ambiguous.any():
+            continue
+        keep = frac >= MIN_KEEP_FRACTION
+        return np.ascontiguousarray(img[y0:y0 + ch, x0:x0 + cw]), clipped[keep]
+    return img, boxes
+
+
+def roi_mask(img: np.ndarray, polygon: Sequence[tuple[float, float]] | None) -> np.ndarray:
+    """Black out everything outside ``polygon`` (frame pixels), exactly like the edge app's ROI mask."""
+    if polygon is None:
+        return img
+    mask = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(np.asarray(polygon, np.float64)).astype(np.int32)], 255)
+    return cv2.bitwise_and(img, img, mask=mask)
+
+
+def augment(img: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, *, strength: float = 1.0,
+            allow_vflip: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The training chain: photometric (noise, contrast/brightness, channel shuffle) then geometric."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, boxes.shape[-1] if boxes.ndim == 2 else 5)
+    if rng.random() < 0.5 * strength:
+        img = contrast_brightness(img, rng)
+    if rng.random() < 0.3 * strength:
+        img = channel_shuffle(img, rng)
+    if rng.random() < 0.3 * strength:
+        img = random_noise(img, rng)
+    if rng.random() < 0.5:
+        img, boxes = hflip(img, boxes)
+    if allow_vflip and rng.random() < 0.3:
+        img, boxes = vflip(img, boxes)
+    if rng.random() < 0.3 * strength:
+        img, boxes = expand(img, boxes, rng)
+    if rng.random() < 0.4 * strength:
+        img, boxes = crop(img, boxes, rng)
+    return img, boxes
