@@ -102,7 +102,7 @@ class _CounterBase:
         without this the trays of its last bin would be missing from the totals.
         """
         t = self._last_t if t is None else t
-        if t is None:  # never saw a frame
+        if self._last_t is None:  # never saw a frame
             return []
         events: list[Event] = []
         self._finish(t, events)

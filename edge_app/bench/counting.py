@@ -187,6 +187,11 @@ def plot_result(result: ScenarioResult, path: Path) -> None:
         label = f"{'BinCounter' if name == 'robust' else 'plain rule'} ({res.total}, " \
                 f"err {result.error_percent(name):.2f} %)"
         ax.plot(np.array(t) / 60, v, color=color, ls=ls, lw=1.4, label=label)
+    ax.set_ylim(0, result.true_total * 1.15)
+    plain_total = result.counters["plain"].total
+    if plain_total > result.true_total * 1.15:
+        ax.text(0.99, 0.04, f"plain rule leaves the chart: {plain_total} trays counted", transform=ax.transAxes,
+                ha="right", color="tab:red")
     ax.set_xlabel("stream time (min)")
     ax.set_ylabel("trays counted so far (global + local)")
     ax.set_title(f"{result.line}: {result.hours:.1f} h simulated, default detector error model")
@@ -201,10 +206,12 @@ def plot_result(result: ScenarioResult, path: Path) -> None:
         for b in result.true_bins:
             if t0 <= b["end_t"] <= t0 + 600:
                 ax.axvline(b["end_t"] / 60, color="black", lw=0.8, ls=":")
+                ax.plot([b["end_t"] / 60], [b["trays"]], "o", color="black", ms=5)
         for _start, e, trays in result.counters["robust"].bins:
             if t0 <= e <= t0 + 600:
                 ax.plot([e / 60], [trays], "v", color="tab:green", ms=8)
-        ax.set_xlabel("stream time (min); dotted: true bin swaps; triangles: BinCounter completed a bin")
+        ax.set_xlabel("stream time (min); dotted line and dot: true bin swap and its trays; "
+                      "triangle: bin completed by BinCounter")
         ax.set_ylabel("trays")
         ax.set_title("10-minute zoom: raw per-frame detections")
         ax.grid(alpha=0.3)
