@@ -5,9 +5,12 @@ score, decoded box) agrees within ``SCORE_ATOL`` / ``BOX_ATOL`` network pixels, 
 match one-to-one with IoU >= ``MATCH_IOU`` and the same score tolerance. On this machine the differences
 measured 0.0 (bit-identical); the tolerances leave room for other CPUs' float reduction orders.
 
-Untrained nets give tied scores (0.5 for SSD, 0.25 for YOLOv3) and huge boxes, so the order of rows after
-NMS hinges on tie-breaking; post-NMS rows are therefore matched as sets (Hungarian on IoU), and the raw
-pre-NMS tensor -- which has no ordering ambiguity -- is compared element-wise.
+Nets: GluonCV's default-initialised untrained nets (``ssd``, ``yolo3``) give tied scores (0.5 SSD, 0.25
+YOLOv3) and boxes that barely depend on the image, so they alone would prove little; the ``-he`` variants
+(same nets, He-initialised convolutions, still untrained) give spread scores and image-dependent boxes, so
+NMS makes real decisions and preprocessing differences show. Post-NMS rows are matched as sets
+(Hungarian on IoU) because ordering of near-tied scores is fragile; the raw pre-NMS tensor -- which has
+no ordering ambiguity -- is compared element-wise.
 
 The MXNet side runs in a subprocess (tests/mxnet_reference.py) with MKLDNN off: MXNet 1.9.1's MKLDNN
 path saturates this untrained SSD (scores 1.0, infinite boxes) while MXNet's reference CPU ops and ORT agree.
@@ -55,7 +58,7 @@ def match(boxes_a, scores_a, boxes_b, scores_b) -> tuple[np.ndarray, np.ndarray]
     return iou[rows, cols], np.abs(scores_a[rows] - scores_b[cols])
 
 
-@pytest.fixture(scope="module", params=["ssd", "yolo3"])
+@pytest.fixture(scope="module", params=["ssd", "yolo3", "ssd-he", "yolo3-he"])
 def case(request):
     path = exported(request.param)
     model = onnx.load(path)
@@ -115,9 +118,17 @@ def test_detect_matches_gluoncv_reference_pipeline(case) -> None:
         ref_boxes, ref_scores = ref_boxes[has_area], ref[f"ref_scores_{i}"][valid, 0][has_area]
         assert len(det) == len(ref_boxes) > 0
         iou, score_diff = match(det.boxes, det.scores, ref_boxes, ref_scores)
-        # Area/bilinear resizes are bit-identical to MXNet's; the bicubic upscale differs by <= 1 grey level
-        # on a few percent of pixels (see preprocess.py), which moves boxes by a fraction of a pixel at most.
-        assert iou.min() >= (MATCH_IOU if frame_hw[0] >= case["size"][1] else 0.99), f"frame {i}"
-        assert score_diff.max() <= 1e-3
+        if frame_hw[0] >= case["size"][1]:
+            # Downscale (area) -- every real camera frame: our resize is bit-identical to MXNet's.
+            assert iou.min() >= MATCH_IOU, f"frame {i}"
+            assert score_diff.max() <= SCORE_ATOL
+        else:
+            # Upscale (bicubic): the two OpenCV versions differ by <= 1 grey level on a few percent of pixels.
+            # Measured with the He-initialised nets: median IoU 0.996-0.998, matched scores within 2.2e-3,
+            # 99/100 boxes matched (one NMS decision near the 100th row flips); the default nets: identical.
+            good = iou >= 0.9
+            assert good.mean() >= 0.95, f"frame {i}: {good.sum()}/{len(iou)} boxes matched"
+            assert np.median(iou) >= 0.99
+            assert score_diff[good].max() <= 5e-3
         tensor_diff = np.abs(ref[f"ref_tensor_{i}"] - case["batch"][i]).max()
         assert tensor_diff <= (2e-6 if frame_hw[0] >= case["size"][1] else 1 / (255 * 0.224) + 1e-5)

@@ -16,8 +16,11 @@ Measured difference against ``mx.image.imresize`` (mxnet 1.9.1 vs opencv-python 
 ``tests/test_detector_preprocess.py``): area (every downscale, i.e. every real camera frame) and
 bilinear are bit-identical; bicubic (only when a frame is smaller than the network input on both
 sides) differs by at most 1 grey level on a few percent of pixels, from the two OpenCV versions'
-fixed-point cubic kernels. After normalisation that is <= 1/(255 * 0.224) ~ 0.0175 on single input
-values; the parity test measures its effect on the network outputs.
+fixed-point cubic kernels. After normalisation that is <= 1/(255 * 0.224) ~ 0.0175 on 1.5-4.5 % of the
+input values. Effect on detections (``tests/test_detector_parity.py``, untrained He-initialised SSD and
+YOLOv3, 250x200 frame upscaled to the input): median box IoU 0.996-0.998 against GluonCV's pipeline,
+scores within 2.2e-3, 99 of 100 boxes matched (one NMS decision near the 100th row flips). Downscaled
+frames give bit-identical tensors and identical detections.
 
 The normalisation is folded into one multiply-add per value: ``x * (1 / (255 std)) - mean / std``,
 which differs from MXNet's ``(x / 255 - mean) / std`` only by float32 rounding (~1e-7 relative).
