@@ -1,9 +1,11 @@
-"""The plastic bin seen from above, and the slot grid the worker fills.
+"""The plastic bin's textures, and the slot grid the worker fills.
 
-Bin model (outside in): the rim (top of the walls, the brightest part, with hand-hold slots on the short sides),
-the inner walls sloping down to the floor (darker, shaded), and the ribbed floor. The floor holds a grid of
-``rows x cols`` slots of ``tray size + gap``; trays are painted into a :class:`BinCanvas` (bin-local plane
-coordinates, the bin centre in the middle) when they are placed, so a static bin costs one warp per frame.
+Bin model: an open box ``bin_depth_cm`` deep (see :mod:`sim.bin_walls` for the solid and its walls). Its textures
+live in bin-local plane coordinates (centre in the middle of the canvas): the *floor layer* (ribbed floor and
+the lower part of the sloping inner walls, later holding the trays) and the *rim layer* (the top of the walls,
+the brightest part, with hand-hold slots on the short sides). The floor holds a grid of ``rows x cols`` slots
+of ``tray size + gap``; trays are painted into the floor layer when they are placed, so a static bin costs a few
+warps only when something changed.
 
 ``BinCanvas.shadow`` is the blurred footprint used to darken what lies under the bin's edge (a drop shadow).
 """
@@ -60,12 +62,15 @@ class BinGeometry:
 class BinCanvas:
     """A bin painted in its own plane, ready to receive trays and to be warped into frames.
 
-    ``bgra``: uint8 image, alpha = bin coverage; ``shadow``: float32 0..1 blurred footprint; ``px_per_cm``:
-    canvas scale; canvas pixel (u, v) is bin-local cm ``((u - cx) / px_per_cm, (v - cy) / px_per_cm)``.
+    ``bgra``: uint8 floor layer, alpha = inside the rim; ``rim``: uint8 rim layer, alpha = the rim ring;
+    ``shadow``: float32 0..1 blurred footprint; ``wall_color``: BGR of the outer walls; ``px_per_cm``: canvas
+    scale; canvas pixel (u, v) is bin-local cm ``((u - cx) / px_per_cm, (v - cy) / px_per_cm)``.
     """
 
     bgra: np.ndarray
+    rim: np.ndarray
     shadow: np.ndarray
+    wall_color: tuple[float, float, float]
     px_per_cm: float
     version: int = 0
 
@@ -148,10 +153,12 @@ def paint_bin(preset: LinePreset, rng: np.random.Generator, px_per_cm: float) ->
         capsule(scuffs, (x0, y0), (x0 + ln * math.cos(a), y0 + ln * math.sin(a)), 0.1 * s, 1.0)
     img += (scuffs * 35)[..., None]
     img *= (1 + 0.06 * fractal_noise(rng, shape, (20 * s, 4 * s)))[..., None]
-    bgra = to_bgra(img, alpha, SUPERSAMPLE)
+    bgra = to_bgra(img, mask_of(shape, inner), SUPERSAMPLE)
+    rim = to_bgra(img, np.clip(alpha - mask_of(shape, inner), 0, 1), SUPERSAMPLE)
     # drop shadow: the footprint, blurred and shifted down-right (lamps above-left)
-    small_alpha = bgra[..., 3].astype(np.float32) / 255.0
+    small_alpha = cv2.resize(alpha, (bgra.shape[1], bgra.shape[0]), interpolation=cv2.INTER_AREA)
     shift = np.float32([[1, 0, 0.8 * px_per_cm], [0, 1, 1.2 * px_per_cm]])
     shadow = cv2.warpAffine(small_alpha, shift, (small_alpha.shape[1], small_alpha.shape[0]))
     shadow = cv2.GaussianBlur(shadow, (0, 0), 1.2 * px_per_cm)
-    return BinCanvas(bgra=bgra, shadow=shadow, px_per_cm=px_per_cm)
+    wall = tuple(float(c) for c in np.clip(base * 1.05, 0, 255))
+    return BinCanvas(bgra=bgra, rim=rim, shadow=shadow, wall_color=wall, px_per_cm=px_per_cm)

@@ -51,6 +51,7 @@ class LinePreset:
     hand_side: str  # edge the worker's arm comes from: "left", "right", "bottom", "top"
     bin_from: str  # edge the next bin slides in from
     shake_px: float  # camera shake amplitude at 1280 px width
+    bin_depth_cm: float = 14.0  # rim height above the bin floor: walls show in perspective and hide nearby trays
 
 
 PRESETS: dict[str, LinePreset] = {
@@ -63,7 +64,7 @@ PRESETS: dict[str, LinePreset] = {
             label_color=(245, 245, 245), background="concrete", background_color=(120, 124, 126),
             table_color=(150, 152, 150), glove_color=(200, 120, 40), sleeve_color=(235, 235, 232),
             light_tint=(1.0, 1.0, 1.0), brightness=1.0, noise_sigma=3.0, jpeg_quality=80,
-            hand_side="right", bin_from="top", shake_px=1.5,
+            hand_side="right", bin_from="top", shake_px=1.5, bin_depth_cm=12.0,
         ),
         LinePreset(
             name="line-2", tilt_deg=20, yaw_deg=5, roll_deg=1, camera_height_cm=140,
@@ -72,7 +73,7 @@ PRESETS: dict[str, LinePreset] = {
             label_color=(90, 215, 245), background="steel", background_color=(165, 165, 160),
             table_color=(185, 186, 182), glove_color=(230, 230, 230), sleeve_color=(210, 200, 90),
             light_tint=(1.05, 1.0, 0.93), brightness=1.05, noise_sigma=2.5, jpeg_quality=75,
-            hand_side="bottom", bin_from="left", shake_px=1.0,
+            hand_side="bottom", bin_from="left", shake_px=1.0, bin_depth_cm=15.0,
         ),
         LinePreset(
             name="line-3", tilt_deg=8, yaw_deg=-8, roll_deg=0, camera_height_cm=170,
@@ -81,7 +82,7 @@ PRESETS: dict[str, LinePreset] = {
             label_color=(250, 250, 250), background="belt", background_color=(55, 60, 58),
             table_color=(80, 84, 82), glove_color=(40, 40, 40), sleeve_color=(240, 240, 240),
             light_tint=(0.95, 1.0, 1.05), brightness=0.95, noise_sigma=4.0, jpeg_quality=70,
-            hand_side="left", bin_from="right", shake_px=2.0,
+            hand_side="left", bin_from="right", shake_px=2.0, bin_depth_cm=10.0,
         ),
         LinePreset(
             name="line-4", tilt_deg=25, yaw_deg=10, roll_deg=-1.5, camera_height_cm=120,
@@ -90,7 +91,7 @@ PRESETS: dict[str, LinePreset] = {
             label_color=(240, 240, 240), background="epoxy", background_color=(90, 120, 95),
             table_color=(170, 172, 168), glove_color=(60, 160, 60), sleeve_color=(230, 228, 225),
             light_tint=(0.92, 1.0, 1.08), brightness=1.1, noise_sigma=3.5, jpeg_quality=85,
-            hand_side="bottom", bin_from="top", shake_px=1.2,
+            hand_side="bottom", bin_from="top", shake_px=1.2, bin_depth_cm=18.0,
         ),
         LinePreset(
             name="line-5", tilt_deg=15, yaw_deg=-3, roll_deg=2, camera_height_cm=145,
@@ -99,7 +100,7 @@ PRESETS: dict[str, LinePreset] = {
             label_color=(235, 245, 250), background="tiles", background_color=(185, 190, 195),
             table_color=(160, 160, 165), glove_color=(130, 60, 150), sleeve_color=(60, 60, 70),
             light_tint=(0.9, 0.98, 1.1), brightness=0.9, noise_sigma=5.0, jpeg_quality=65,
-            hand_side="top", bin_from="left", shake_px=2.5,
+            hand_side="top", bin_from="left", shake_px=2.5, bin_depth_cm=13.0,
         ),
     )
 }

@@ -34,11 +34,21 @@ def _rot_z(a: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Camera:
-    """Plane (cm) -> image (px) homography for one line at one resolution."""
+    """Plane (cm) -> image (px) homography for one line at one resolution.
+
+    ``H`` maps the table plane ``z = 0``; :meth:`H_at` maps the horizontal plane at height ``z`` (a bin's rim,
+    a lifted tray, the worker's shoulder): ``H_z = K [r1 r2 (z r3 + t)] Yaw``, so higher things look bigger and
+    shift away from the image centre (parallax), which is what makes bin walls visible.
+    """
 
     H: np.ndarray  # 3x3, float64
     width: int
     height: int
+    K: np.ndarray
+    R: np.ndarray
+    t: np.ndarray
+    yaw: np.ndarray
+    center: np.ndarray  # camera centre (x, y, z) in plane coordinates (cm)
 
     @classmethod
     def looking_at_bin(
@@ -53,17 +63,24 @@ class Camera:
         axis_world = R.T @ np.array([0.0, 0.0, 1.0])
         C = -height_cm * axis_world
         t = -R @ C
+        yaw = _rot_z(math.radians(yaw_deg))
         plane_to_cam = np.column_stack([R[:, 0], R[:, 1], t])
-        H = K @ plane_to_cam @ _rot_z(math.radians(yaw_deg))
-        return cls(H / H[2, 2], width, height)
+        H = K @ plane_to_cam @ yaw
+        center = np.concatenate([yaw.T[:2, :2] @ C[:2], C[2:]])
+        return cls(H / H[2, 2], width, height, K, R, t, yaw, center)
+
+    def H_at(self, z: float) -> np.ndarray:
+        """Homography of the horizontal plane ``z`` cm above the table."""
+        M = self.K @ np.column_stack([self.R[:, 0], self.R[:, 1], self.t + z * self.R[:, 2]]) @ self.yaw
+        return M / M[2, 2]
 
     def project(self, pts: np.ndarray) -> np.ndarray:
         """``(N, 2)`` plane points (cm) -> ``(N, 2)`` image points (px)."""
         return project(self.H, pts)
 
-    def scale_at(self, x: float, y: float) -> float:
-        """Local image scale in px per cm at plane point (x, y) (geometric mean of the two axes)."""
-        p = self.project(np.array([[x, y], [x + 1.0, y], [x, y + 1.0]]))
+    def scale_at(self, x: float, y: float, z: float = 0.0) -> float:
+        """Local image scale in px per cm at point (x, y, z) (geometric mean of the two axes)."""
+        p = project(self.H_at(z), np.array([[x, y], [x + 1.0, y], [x, y + 1.0]]))
         return float(math.sqrt(np.linalg.norm(p[1] - p[0]) * np.linalg.norm(p[2] - p[0])))
 
     def to_plane(self, pts: np.ndarray) -> np.ndarray:

@@ -26,14 +26,18 @@ import numpy as np
 
 from sim.background import paint_background
 from sim.bin_sprite import BinCanvas, BinGeometry, paint_bin
+from sim.bin_walls import BinPainter, BinSolid
 from sim.draw import ONE, SHIFT, rounded_rect
 from sim.effects import CameraEffects, motion_blur
 from sim.lines import LinePreset
-from sim.pinhole import Camera, project, rotate_translate, scale, translate
+from sim.pinhole import Camera, project, rotate_translate, translate
 from sim.scene import BinPlan, Timeline
 from sim.tray_sprite import paint_tray, tray_shadow
 from sim.worker import arm_shadow, arm_shapes, draw_arm, hand_state, label_arm
 
+TRAY_Z = 2.0  # trays (and the floor layer holding them) are drawn on this plane: about mid-height of a tray
+CARRY_LIFT_CM = 12.0  # a carried tray is this much higher than a placed one
+WRIST_Z_CM = 6.0
 OCC_BIN = 65534
 OCC_HAND = 65535
 N_TRAY_VARIANTS = 12
@@ -119,7 +123,8 @@ class Renderer:
         self.static: np.ndarray | None = None
         self.static_key: tuple = ()
         self.tray_outline = rounded_rect(*preset.tray_size_cm, TRAY_CORNER_CM, per_corner=4)
-        self.bin_outline = rounded_rect(*self.geo.outer_size, 3.0, per_corner=4)
+        self.painter = BinPainter(BinSolid.of(self.geo, preset.bin_depth_cm), camera.H_at, camera.center[:2])
+        self.pad = translate(self.margin, self.margin)
 
     # -- scene state -------------------------------------------------------------------------------------------
     def _visible_bins(self, t: float) -> list[BinPlan]:
@@ -145,14 +150,24 @@ class Renderer:
         if self.static is not None and key == self.static_key:
             return self.static
         img = self.background.copy()
+        depth = self.preset.bin_depth_cm
         for _b, canvas, pose in bins:
-            M = self.H_pad @ pose @ canvas.canvas_to_local()
-            shadow = _warp_into(img, canvas.shadow, M)
+            to_local = canvas.canvas_to_local()
+            shadow = _warp_into(img, canvas.shadow, self.pad @ self.cam.H_at(0.0) @ pose @ to_local)
             if shadow is not None:
                 _darken(img, shadow[0], *shadow[1], 0.5)
-            patch = _warp_into(img, canvas.bgra, M)
+            wall = canvas.wall_color
+            cv2.fillConvexPoly(img, np.round(self.painter.silhouette(pose, self.pad) * ONE).astype(np.int32),
+                               tuple(c * 0.7 for c in wall), cv2.LINE_AA, SHIFT)
+            patch = _warp_into(img, canvas.bgra, self.pad @ self.cam.H_at(TRAY_Z) @ pose @ to_local)
             if patch is not None:
                 _alpha_over(img, patch[0], *patch[1])
+            inner, outer, _rim = self.painter.faces(pose, self.pad)
+            self.painter.paint_faces(img, inner, tuple(c * 0.85 for c in wall))
+            self.painter.paint_faces(img, outer, wall)
+            rim = _warp_into(img, canvas.rim, self.pad @ self.cam.H_at(depth) @ pose @ to_local)
+            if rim is not None:
+                _alpha_over(img, rim[0], *rim[1])
         self.static, self.static_key = img, key
         return img
 
@@ -160,16 +175,19 @@ class Renderer:
     def render(self, t: float, index: int, want_image: bool = True) -> tuple[np.ndarray | None, list[TrayTruth]]:
         """The frame at time ``t`` (None when ``want_image`` is False) and the truth of every visible tray."""
         dx, dy = self.effects.shake(t)
-        Hf = translate(-dx, -dy) @ self.cam.H
+        shake = translate(-dx, -dy)
+        Ht = shake @ self.cam.H_at(TRAY_Z)
         bins = [(b, self._canvas(b, t), b.pose(t)) for b in self._visible_bins(t)]
         label = np.zeros((self.H, self.W), np.uint16)
         drawn: list[tuple[int, int, np.ndarray]] = []
         for b, _canvas, pose in bins:
-            _fill_label(label, project(Hf @ pose, self.bin_outline), OCC_BIN)
+            _fill_label(label, self.painter.silhouette(pose, shake), OCC_BIN)
             for tp in b.trays[: self.pasted[b.bin_id]]:
-                poly = project(Hf @ pose @ rotate_translate(tp.angle, tp.x, tp.y), self.tray_outline)
+                poly = project(Ht @ pose @ rotate_translate(tp.angle, tp.x, tp.y), self.tray_outline)
                 _fill_label(label, poly, tp.tray_id)
                 drawn.append((tp.tray_id, b.bin_id, poly))
+            inner, outer, rim = self.painter.faces(pose, shake)
+            self.painter.label_quads(label, [f.quad for f in inner + outer] + rim, OCC_BIN)
         frame = None
         if want_image:
             static = self._static_layer(bins)
@@ -177,7 +195,7 @@ class Renderer:
             frame = static[m + dy:m + dy + self.H, m + dx:m + dx + self.W].copy()
         move = self.timeline.move_at(t)
         if move is not None:
-            self._draw_hand(frame, label, drawn, move, t, Hf)
+            self._draw_hand(frame, label, drawn, move, t, shake)
         truths = self._measure(label, drawn)
         if frame is not None:
             rng = rng_for(self.seed, 7, index)
@@ -186,7 +204,7 @@ class Renderer:
         return frame, truths
 
     def _draw_hand(self, frame: np.ndarray | None, label: np.ndarray, drawn: list[tuple[int, int, np.ndarray]],
-                   move, t: float, Hf: np.ndarray) -> None:
+                   move, t: float, shake: np.ndarray) -> None:
         state = hand_state(move, t, self.preset.tray_size_cm)
         before = frame.copy() if frame is not None else None
         boxes: list[tuple[float, float, float, float]] = []
@@ -194,12 +212,13 @@ class Renderer:
             tp = self.timeline.trays[move.tray_id]
             sprite = self.tray_sprites[tp.variant]
             cx, cy = state.tray_center
-            lift = 1.0 + 0.08 * state.tray_height
-            place = translate(cx, cy) @ rotate_translate(state.tray_angle, 0, 0) @ scale(lift)
+            Hf = shake @ self.cam.H_at(TRAY_Z + CARRY_LIFT_CM * state.tray_height)
+            place = translate(cx, cy) @ rotate_translate(state.tray_angle, 0, 0)
             if frame is not None:
                 shadow = self.tray_shadows[tp.variant]
                 off = 1.0 + 2.5 * state.tray_height
-                sm = Hf @ translate(0.8 * off, 1.2 * off) @ place @ _sprite_to_local(shadow, self.ppc)
+                sm = (shake @ self.cam.H_at(TRAY_Z) @ translate(0.8 * off, 1.2 * off) @ place
+                      @ _sprite_to_local(shadow, self.ppc))
                 sp = _warp_into(frame, shadow, sm)
                 if sp is not None:
                     _darken(frame, sp[0], *sp[1], 0.45 - 0.2 * state.tray_height)
@@ -211,8 +230,9 @@ class Renderer:
             _fill_label(label, poly, tp.tray_id)
             drawn.append((tp.tray_id, tp.bin_id, poly))
             boxes.append((poly[:, 0].min(), poly[:, 1].min(), poly[:, 0].max(), poly[:, 1].max()))
-        ppc = self.cam.scale_at(*state.wrist)
-        arm = arm_shapes(Hf, state, ppc, state.tray_center is not None)
+        wrist_z = WRIST_Z_CM + CARRY_LIFT_CM * state.tray_height
+        ppc = self.cam.scale_at(*state.wrist, z=wrist_z)
+        arm = arm_shapes(lambda z: shake @ self.cam.H_at(z), state, ppc, state.tray_center is not None, wrist_z)
         if frame is not None:
             arm_shadow(frame, arm, (2.5 * ppc, 3.5 * ppc), 2.0 * ppc, 0.35)
             draw_arm(frame, arm, self.preset.glove_color, self.preset.sleeve_color)

@@ -15,6 +15,7 @@ buffer so occlusion of trays by the arm is exact.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -23,6 +24,8 @@ import numpy as np
 from sim.draw import ONE, SHIFT
 from sim.pinhole import project
 from sim.scene import ARM_SEGMENT_CM, HandMove
+
+SHOULDER_Z_CM = 40.0
 
 
 def smoothstep(u: float) -> float:
@@ -142,10 +145,18 @@ class ArmShapes:
         return p[:, 0].min() - pad, p[:, 1].min() - pad, p[:, 0].max() + pad, p[:, 1].max() + pad
 
 
-def arm_shapes(H: np.ndarray, state: HandState, px_per_cm: float, carrying: bool) -> ArmShapes:
-    """Project the arm of ``state`` with the frame homography ``H``; widths use the local scale."""
+def arm_shapes(H_at: Callable[[float], np.ndarray], state: HandState, px_per_cm: float, carrying: bool,
+               wrist_z: float) -> ArmShapes:
+    """Project the arm of ``state``; ``H_at(z)`` is the frame homography of the plane at height z.
+
+    The shoulder is ``SHOULDER_Z_CM`` above the table, the elbow half-way down, the hand at ``wrist_z``: the arm
+    gets bigger towards the camera, as it does in a real top-down view. Widths use the scale at the wrist.
+    """
     e = elbow(state.shoulder, state.wrist)
-    s, el, w = project(H, np.array([state.shoulder, e, state.wrist]))
+    H = H_at(wrist_z)
+    s = project(H_at(SHOULDER_Z_CM), np.array([state.shoulder]))[0]
+    el = project(H_at((SHOULDER_Z_CM + wrist_z) / 2), np.array([e]))[0]
+    w = project(H, np.array([state.wrist]))[0]
     ux, uy = state.direction
     wx, wy = state.wrist
     palm_c = project(H, np.array([[wx + ux * 4.5, wy + uy * 4.5]]))[0]
