@@ -302,8 +302,8 @@ def _check_code_entry(pkg: PackageSource, label: str) -> None:
         raise EdgeAppError(f"{label}: Dockerfile not found (the code asset is built from it)")
     inside = "/panorama/" + str(Path(pkg.spec["entry_source"]).relative_to("src"))
     if entry["name"] != inside:
-        raise EdgeAppError(f"{label}/descriptor.json: runtimeDescriptor.entry.name: expected {inside!r} (the Dockerfile "
-                           f"copies src/ to /panorama), got {entry['name']!r}")
+        raise EdgeAppError(f"{label}/descriptor.json: runtimeDescriptor.entry.name: expected {inside!r} "
+                           f"(the Dockerfile copies src/ to /panorama), got {entry['name']!r}")
 
 
 def _check_roles(project: Project, interfaces: Mapping[str, Interface]) -> None:
