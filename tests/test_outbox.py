@@ -150,3 +150,70 @@ def _passes_quick_check(db: Path) -> bool:
         return False
     finally:
         conn.close()
+
+
+class _FakeLink:
+    """A transport stub: records what is sent, in order; tokens are the seqs."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.sent: list[int] = []
+
+    def send(self, message) -> int:  # noqa: ANN001
+        self.sent.append(message.seq)
+        return message.seq
+
+
+def _drainer(ob: Outbox, link: _FakeLink, window: int = 1000):  # noqa: ANN202
+    from edge_app.publish.drain import OutboxDrainer
+
+    d = OutboxDrainer(ob, link.send, ready=lambda: link.up, window=window)
+    d.start()
+    return d
+
+
+def _wait(pred, timeout: float = 5.0) -> bool:  # noqa: ANN001
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not pred():
+        time.sleep(0.01)
+    return pred()
+
+
+def test_fast_path_never_overtakes_a_backlog(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.db")
+    link = _FakeLink()
+    d = _drainer(ob, link)
+    backlog = [r.seq for i in range(50) for r in ob.commit([_count("a", i)], {})]  # link down: queued only
+    link.up = True
+    fresh = ob.commit([_bin("a", 1)], {})
+    d.offer(fresh)  # must not be sent ahead of the 50 older rows
+    assert _wait(lambda: len(link.sent) == 51)
+    assert link.sent == backlog + [fresh[0].seq]
+    more = ob.commit([_bin("a", 2)], {})
+    d.offer(more)  # caught up now: sent by the committing thread itself
+    assert link.sent[-1] == more[0].seq
+    for seq in link.sent:
+        d.ack(seq)
+    assert d.flush(5) and ob.depth == 0
+    d.stop()
+
+
+def test_failed_publish_is_sent_again_and_only_acks_delete(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.db")
+    link = _FakeLink()
+    link.up = True
+    d = _drainer(ob, link)
+    rows = [r.seq for b in range(1, 6) for r in ob.commit([_bin("a", b)], {})]
+    d.wake()
+    assert _wait(lambda: len(link.sent) == 5)
+    d.ack(rows[0])
+    d.ack(rows[1])
+    d.nack(rows[2])  # e.g. an awscrt publish future that failed
+    assert _wait(lambda: link.sent.count(rows[2]) == 2)
+    for seq in rows[2:]:
+        d.ack(seq)
+    assert d.flush(5) and ob.depth == 0
+    assert link.sent[:5] == rows and link.sent[5] == rows[2]  # the failed one, then in order
+    d.stop()

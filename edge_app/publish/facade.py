@@ -52,8 +52,8 @@ class EventPublisher:
     def commit(self, events: Sequence[Event], counter_states: Mapping[str, dict] | None = None) -> None:
         """Durably queue ``events`` and store ``counter_states`` in the same transaction. Never blocks on
         the network. Raises nothing on a full disk (keeps the batch in memory and retries), see module doc."""
-        messages = [self.outbox.builder.for_event(e) for e in events]
-        self._commit_messages(messages, dict(counter_states or {}))
+        for_event = self.outbox.builder.for_event
+        self._commit_messages([for_event(e) for e in events], counter_states or {})
 
     def publish_health(self, health: Mapping) -> None:
         """Queue the heartbeat on ``<prefix>/health`` (+ per-line fps on ``<prefix>/<line>/telemetry``).
@@ -91,28 +91,31 @@ class EventPublisher:
         return flushed
 
     # ------------------------------------------------------------------
-    def _commit_messages(self, messages: list[OutboundMessage], states: dict[str, dict]) -> None:
+    def _commit_messages(self, messages: list[OutboundMessage], states: Mapping[str, dict]) -> None:
         if self.transport is None:  # nothing would ever drain the queue: keep only the counter states
             messages = []
-        batch = self._pending + messages
-        merged_states = {**self._pending_states, **states}
+        if self._pending or self._pending_states:
+            batch, merged_states = self._pending + messages, {**self._pending_states, **states}
+        else:
+            batch, merged_states = messages, states
         try:
-            self.outbox.commit(batch, merged_states)
+            stored = self.outbox.commit(batch, merged_states)
         except OutboxFullError as exc:
             if not self.disk_full:
                 log.error("%s; keeping messages in memory until space frees up", exc)
             self.disk_full = True
             self._pending = _bounded(batch)
-            self._pending_states = merged_states
+            self._pending_states = dict(merged_states)
             return
         if self.disk_full:
             log.warning("outbox writable again; %d messages kept in memory were stored", len(batch))
             self.disk_full = False
             self.outbox.commit([self.outbox.builder.alarm("disk_full_recovered", "outbox was full; messages kept "
                                                           "in memory have been stored", time.time())], {})
-        self._pending, self._pending_states = [], {}
+        if self._pending or self._pending_states:
+            self._pending, self._pending_states = [], {}
         if self.transport is not None:
-            self.transport.wake()  # type: ignore[attr-defined]
+            self.transport.offer(stored)  # type: ignore[attr-defined]
 
 
 def _bounded(batch: list[OutboundMessage]) -> list[OutboundMessage]:

@@ -69,6 +69,10 @@ class IotCorePublisher:
     def wake(self) -> None:
         self.drainer.wake()
 
+    def offer(self, rows: list[QueuedMessage]) -> None:
+        """Just-committed rows: sent at once when caught up, else left to the drainer (`OutboxDrainer.offer`)."""
+        self.drainer.offer(rows)
+
     def wait_connected(self, timeout: float) -> bool:
         return self._online.wait(timeout)
 

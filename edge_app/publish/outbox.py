@@ -64,6 +64,11 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+_INSERT_MESSAGE = ("INSERT OR IGNORE INTO messages (id, topic, payload, priority, kind, retain, created) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?)")
+_UPSERT_STATE = "INSERT OR REPLACE INTO counter_state VALUES (?, ?, ?)"
+
+
 class OutboxError(EdgeAppError):
     """The outbox cannot store a message."""
 
@@ -166,51 +171,64 @@ class Outbox:
         return conn
 
     # ---------------------------------------------------------------- writing
-    def commit(self, events: Sequence[object], counter_states: Mapping[str, dict] | None = None) -> None:
+    def commit(self, events: Sequence[object],
+               counter_states: Mapping[str, dict] | None = None) -> list[QueuedMessage]:
         """Store events (or ready `OutboundMessage`s) and counter states atomically, in one transaction.
 
         Raises `OutboxFullError` when the disk is full even after dropping droppable messages; nothing of
         this call is stored then (all or nothing), so the caller can retry the same batch later.
+        Returns the rows stored (with their ``seq``), so a caught-up drainer can send them at once.
         """
-        messages = [e if isinstance(e, OutboundMessage) else self._build(e) for e in events]
-        self._write(messages, counter_states or {})
+        messages = [e if type(e) is OutboundMessage else self._build(e) for e in events]
+        return self._write(messages, counter_states or {})
 
     def _build(self, event: object) -> OutboundMessage:
         if not isinstance(event, CountUpdate | BinCompleted | AnomalyResult):
             raise TypeError(f"cannot queue {type(event).__name__}")
         return self.builder.for_event(event)
 
-    def _write(self, messages: Sequence[OutboundMessage], states: Mapping[str, dict]) -> None:
+    def _write(self, messages: Sequence[OutboundMessage], states: Mapping[str, dict]) -> list[QueuedMessage]:
         now = time.time()
         state_rows = [(stream, json.dumps(state, separators=(",", ":")), now) for stream, state in states.items()]
         with self._lock:
             for attempt in (1, 2):
                 try:
-                    with _transaction(self._conn):
-                        added = self._insert(messages, state_rows)
+                    conn = self._conn
+                    conn.execute("BEGIN IMMEDIATE")
+                    stored: list[QueuedMessage] = []
+                    try:
+                        added = self._insert(messages, state_rows, stored)
                         if self._bytes + added > self.max_bytes:
                             added -= self._drop_droppable(self._bytes + added - int(self.max_bytes * 0.9))
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise
                     self._bytes += added
-                    return
+                    return stored
                 except sqlite3.OperationalError as exc:
                     self._refresh_totals()
                     if getattr(exc, "sqlite_errorname", "") != "SQLITE_FULL":
                         raise OutboxError(f"{self.path}: cannot write the outbox: {exc}") from exc
                     if attempt == 2 or not self._free_space():
                         raise OutboxFullError(f"{self.path}: disk full: {exc}") from exc
+        raise AssertionError("unreachable")
 
-    def _insert(self, messages: Sequence[OutboundMessage], state_rows: list[tuple]) -> int:
+    def _insert(self, messages: Sequence[OutboundMessage], state_rows: list[tuple],
+                stored: list[QueuedMessage] | None = None) -> int:
         added = 0
         now = time.time()
+        execute = self._conn.execute
         for m in messages:
-            cur = self._conn.execute(
-                "INSERT OR IGNORE INTO messages (id, topic, payload, priority, kind, retain, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)", (m.id, m.topic, m.payload, m.priority, m.kind, int(m.retain), now))
+            cur = execute(_INSERT_MESSAGE, (m.id, m.topic, m.payload, m.priority, m.kind, m.retain, now))
             if cur.rowcount:
                 added += len(m.payload)
                 self._depth += 1
-        if state_rows:
-            self._conn.executemany("INSERT OR REPLACE INTO counter_state VALUES (?, ?, ?)", state_rows)
+                if stored is not None:
+                    stored.append(QueuedMessage(cur.lastrowid, m.id, m.topic, m.payload, m.retain))  # type: ignore[arg-type]
+        for row in state_rows:
+            execute(_UPSERT_STATE, row)
         return added
 
     def _drop_droppable(self, to_free: int) -> int:
