@@ -30,6 +30,7 @@ from edge_app.detectors.trt_detector import (
     prepare_onnx_for_tensorrt,
     profile_shapes,
     require_tensorrt,
+    tensorrt_static_issues,
 )
 from edge_app.errors import EdgeAppError
 
@@ -85,6 +86,25 @@ def test_profile_and_buffers_for_the_cut_ssd_graph() -> None:
         plan_buffers([TensorSpec("x", (-1, -1, 6), np.dtype(np.float32), False)], 2)
     with pytest.raises(ValueError, match="fixed batch"):
         plan_buffers([TensorSpec("x", (2, 10, 6), np.dtype(np.float32), False)], 4)
+
+
+@pytest.mark.parametrize("kind", ["ssd", "yolo3"])
+def test_prepared_graph_passes_static_tensorrt_checks_and_still_computes_the_same(kind: str) -> None:
+    model = onnx.load(exported(kind))
+    full_issues = tensorrt_static_issues(model)
+    assert any("opset 19" in i for i in full_issues)
+    assert any("NonMaxSuppression" in i for i in full_issues)
+    assert any("TopK" in i and "K must be a constant" in i for i in full_issues)
+    prepared = prepare_onnx_for_tensorrt(model)
+    assert tensorrt_static_issues(prepared) == []
+    assert [o.version for o in prepared.opset_import if o.domain in ("", "ai.onnx")] == [17]
+    onnx.checker.check_model(prepared)
+    x = np.random.default_rng(0).normal(size=(2, 3, *(int(v) for v in reversed(
+        [graph_tools.read_metadata(model)["input_width"], graph_tools.read_metadata(model)["input_height"]])))
+    ).astype(np.float32)
+    at_17 = make_session(prepared).run(None, {"data": x})[0]
+    at_19 = make_session(graph_tools.cut_before_nms(model)).run(None, {"data": x})[0]
+    np.testing.assert_allclose(at_17, at_19, rtol=1e-4, atol=5e-3, equal_nan=True)
 
 
 class _Recorder:

@@ -140,13 +140,69 @@ def plan_buffers(tensors: Sequence[TensorSpec], batch: int) -> list[BufferSpec]:
     return plan
 
 
+TENSORRT_MAX_OPSET = 17
+"""Highest ONNX opset the TensorRT 8.5/8.6 parser (JetPack 5) accepts; TensorRT 10 reads 9..20."""
+
+# Restrictions from onnx-tensorrt's operator support matrix (docs/operators.md, TensorRT 8.4-8.6) that the
+# MXNet exporter's graphs can run into. Checked statically, because this machine has no TensorRT.
+_UNSUPPORTED_OPS = {"NonZero", "Mod", "Unique", "RoiAlign", "Compress", "OneHot", "Reciprocal", "IsInf"}
+_NEEDS_CONSTANT_INPUT = {"Slice": (3, "axes"), "Squeeze": (1, "axes"), "Unsqueeze": (1, "axes"),
+                         "TopK": (1, "K"), "Conv": (1, "weights W"),
+                         "NonMaxSuppression": (2, "max_output_boxes_per_class")}
+
+
+def tensorrt_static_issues(model) -> list[str]:  # model: onnx.ModelProto
+    """Known TensorRT ONNX-parser restrictions this graph violates (empty list: none found).
+
+    Not a substitute for building the engine on the device; it catches, without a GPU, the problems the
+    exported GluonCV graphs are known for (the NMS tail: ``NonMaxSuppression`` is experimental in
+    TensorRT 8.x and the tail's ``TopK`` takes K from a runtime shape) and a too-new opset. Not checked,
+    unverified risks of the cut graphs: ``ConstantOfShape`` producing INT64 (the 8.x matrix lists FP32 only;
+    the parser casts INT64 down to INT32 elsewhere) and ``Range`` with a runtime INT64 limit (YOLOv3's
+    ``repeat``).
+    """
+    issues = []
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if opset > TENSORRT_MAX_OPSET:
+        issues.append(f"opset {opset} > {TENSORRT_MAX_OPSET} (TensorRT 8.5/8.6 parser limit)")
+    constants = {init.name for init in model.graph.initializer}
+    constants |= {out for node in model.graph.node if node.op_type == "Constant" for out in node.output}
+    for index, node in enumerate(model.graph.node):
+        where = f"node {index} ({node.op_type} {node.name!r})"
+        if node.op_type in _UNSUPPORTED_OPS:
+            issues.append(f"{where}: operator not supported by TensorRT")
+        if node.op_type == "NonMaxSuppression":
+            issues.append(f"{where}: experimental in TensorRT 8.x (fixed-size padded output)")
+        rule = _NEEDS_CONSTANT_INPUT.get(node.op_type)
+        if rule and len(node.input) > rule[0] and node.input[rule[0]] and node.input[rule[0]] not in constants:
+            issues.append(f"{where}: {rule[1]} must be a constant initializer")
+    return issues
+
+
+def set_opset(model, version: int):  # onnx.ModelProto -> onnx.ModelProto
+    """A copy declaring default-domain opset ``version``.
+
+    Safe for MXNet exports: the exporter writes every node with its opset-13 translations and merely
+    stamps the newest opset onnx knows (19 with onnx 1.14); between 13 and 19 the ops used here only gained
+    types/optional inputs. Tests run the re-stamped graph in ONNX Runtime and compare.
+    """
+    import onnx
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for entry in copy.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            entry.version = min(entry.version, version)
+    return copy
+
+
 def prepare_onnx_for_tensorrt(model):  # onnx.ModelProto -> onnx.ModelProto
-    """Cut before NMS (if not cut yet), unique node names, weights out of the graph inputs."""
+    """Cut before NMS (if not cut yet), unique node names, weights out of the graph inputs, opset <= 17."""
     from edge_app.detectors import graph_tools
 
     if not graph_tools.is_cut_before_nms(model):
         model = graph_tools.cut_before_nms(model)
-    return graph_tools.repair_for_ort(model)
+    return set_opset(graph_tools.repair_for_ort(model), TENSORRT_MAX_OPSET)
 
 
 # --- TensorRT / pycuda (needs a GPU) -----------------------------------------------------------------------
@@ -326,6 +382,8 @@ class TrtDetector:
             raise EdgeAppError(f"{model_path}: model.path: cannot cut the graph before NMS for TensorRT ({exc})") \
                 from None
         self.nms: NmsParams = graph_tools.read_nms_params(prepared)
+        for issue in tensorrt_static_issues(prepared):
+            log.warning("%s: graph prepared for TensorRT: %s", model_path, issue)
         self.runner = runner or TrtEngineRunner(prepared.SerializeToString(), self.spec, self.max_batch,
                                                 Path(cache_dir) if cache_dir else default_cache_dir(model_path),
                                                 workspace_mb)
