@@ -10,8 +10,10 @@ All against a local mosquitto this command starts on a free port, in one run:
    bin per 2 minutes per line, a heartbeat every 10 s with fps per line), then the time to drain it.
 
 Targets (issue 6): outbox cost < 2x plain publishing; 1-hour backlog of 4 lines drained in < 60 s.
-"Cost" is judged on CPU time per message (``process_time``: all threads of this process, the broker
-excluded for both): on a shared machine wall time swings with other processes' load; both are printed.
+"Cost" is shown two ways, each with its verdict: wall time per message, and CPU time per message
+(``process_time``: all threads of this process, the broker excluded for both), which is steadier on a
+shared machine. The outbox's floor is one SQLite transaction per commit (~40-60 us CPU here): the price
+of every commit surviving ``kill -9``.
 """
 
 from __future__ import annotations
@@ -186,8 +188,8 @@ def outbox(
     typer.echo(f"  {'plain paho (build + publish)':32s}{n / plain_wall:9.0f}{plain_cpu / n * 1e6:12.0f}")
     typer.echo(f"  {'outbox (commit->PUBACK->delete)':32s}{n / out_wall:9.0f}{out_cpu / n * 1e6:12.0f}"
                f"   (commit() alone: {commit_s / n * 1e6:.0f} us wall)")
-    typer.echo(f"  cost ratio outbox/plain: CPU {cpu_ratio:.2f}x, wall {wall_ratio:.2f}x   target < 2x  "
-               f"{'OK' if cpu_ratio < 2 else 'MISSED'} (CPU)")
+    typer.echo(f"  cost ratio outbox/plain: wall {wall_ratio:.2f}x ({'OK' if wall_ratio < 2 else 'MISSED'}), "
+               f"CPU {cpu_ratio:.2f}x ({'OK' if cpu_ratio < 2 else 'MISSED'})   target < 2x")
     typer.echo(f"backlog: {backlog_hours:g} h x {lines} lines = {backlog} messages queued while offline "
                f"(filled in {fill_s:.1f} s)")
     typer.echo(f"  drained in {drain_s:.2f} s ({backlog / drain_s:.0f} msg/s)   target < 60 s  "
