@@ -205,16 +205,25 @@ class Renderer:
 
     def _draw_hand(self, frame: np.ndarray | None, label: np.ndarray, drawn: list[tuple[int, int, np.ndarray]],
                    move, t: float, shake: np.ndarray) -> None:
+        """The carried tray and the arm: shadows first, then the objects, then motion blur of what moved."""
         state = hand_state(move, t, self.preset.tray_size_cm)
-        before = frame.copy() if frame is not None else None
-        boxes: list[tuple[float, float, float, float]] = []
+        wrist_z = WRIST_Z_CM + CARRY_LIFT_CM * state.tray_height
+        ppc = self.cam.scale_at(*state.wrist, z=wrist_z)
+        arm = arm_shapes(lambda z: shake @ self.cam.H_at(z), state, ppc, state.tray_center is not None, wrist_z)
+        boxes: list[tuple[float, float, float, float]] = [arm.bbox()]
+        carried = None
         if state.tray_center is not None and move.tray_id is not None:
             tp = self.timeline.trays[move.tray_id]
-            sprite = self.tray_sprites[tp.variant]
             cx, cy = state.tray_center
-            Hf = shake @ self.cam.H_at(TRAY_Z + CARRY_LIFT_CM * state.tray_height)
             place = translate(cx, cy) @ rotate_translate(state.tray_angle, 0, 0)
-            if frame is not None:
+            Hc = shake @ self.cam.H_at(TRAY_Z + CARRY_LIFT_CM * state.tray_height)
+            poly = project(Hc @ place, self.tray_outline)
+            carried = (tp, place, Hc)
+            boxes.append((poly[:, 0].min(), poly[:, 1].min(), poly[:, 0].max(), poly[:, 1].max()))
+        before = None
+        if frame is not None:
+            if carried is not None:
+                tp, place, _ = carried
                 shadow = self.tray_shadows[tp.variant]
                 off = 1.0 + 2.5 * state.tray_height
                 sm = (shake @ self.cam.H_at(TRAY_Z) @ translate(0.8 * off, 1.2 * off) @ place
@@ -222,22 +231,21 @@ class Renderer:
                 sp = _warp_into(frame, shadow, sm)
                 if sp is not None:
                     _darken(frame, sp[0], *sp[1], 0.45 - 0.2 * state.tray_height)
-                tm = Hf @ place @ _sprite_to_local(sprite, self.ppc)
-                tpatch = _warp_into(frame, sprite, tm)
+            arm_shadow(frame, arm, (2.5 * ppc, 3.5 * ppc), 2.0 * ppc, 0.35)
+            before = frame.copy()  # what lies behind the moving things, shadows included
+            if carried is not None:
+                tp, place, Hc = carried
+                sprite = self.tray_sprites[tp.variant]
+                tpatch = _warp_into(frame, sprite, Hc @ place @ _sprite_to_local(sprite, self.ppc))
                 if tpatch is not None:
                     _alpha_over(frame, tpatch[0], *tpatch[1])
-            poly = project(Hf @ place, self.tray_outline)
+            draw_arm(frame, arm, self.preset.glove_color, self.preset.sleeve_color)
+        if carried is not None:
+            tp, place, Hc = carried
+            poly = project(Hc @ place, self.tray_outline)
             _fill_label(label, poly, tp.tray_id)
             drawn.append((tp.tray_id, tp.bin_id, poly))
-            boxes.append((poly[:, 0].min(), poly[:, 1].min(), poly[:, 0].max(), poly[:, 1].max()))
-        wrist_z = WRIST_Z_CM + CARRY_LIFT_CM * state.tray_height
-        ppc = self.cam.scale_at(*state.wrist, z=wrist_z)
-        arm = arm_shapes(lambda z: shake @ self.cam.H_at(z), state, ppc, state.tray_center is not None, wrist_z)
-        if frame is not None:
-            arm_shadow(frame, arm, (2.5 * ppc, 3.5 * ppc), 2.0 * ppc, 0.35)
-            draw_arm(frame, arm, self.preset.glove_color, self.preset.sleeve_color)
         label_arm(label, arm, OCC_HAND)
-        boxes.append(arm.bbox())
         if frame is not None and before is not None:
             v = state.speed_cm_s * ppc * EXPOSURE / self.fps
             ux, uy = state.direction
@@ -247,9 +255,9 @@ class Renderer:
             y1 = min(self.H, int(max(b[3] for b in boxes)) + 20)
             if x1 > x0 and y1 > y0:
                 lab = label[y0:y1, x0:x1]
-                moving = (lab == OCC_HAND)
-                if move.tray_id is not None and state.tray_center is not None:
-                    moving |= lab == move.tray_id
+                moving = lab == OCC_HAND
+                if carried is not None:
+                    moving |= lab == carried[0].tray_id
                 motion_blur(frame[y0:y1, x0:x1], before[y0:y1, x0:x1], moving, (ux * v, uy * v))
 
     def _measure(self, label: np.ndarray, drawn: list[tuple[int, int, np.ndarray]]) -> list[TrayTruth]:

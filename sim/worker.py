@@ -232,5 +232,6 @@ def arm_shadow(frame: np.ndarray, arm: ArmShapes, offset_px: tuple[float, float]
     label_arm(small, arm, 255, (x0 - ox, y0 - oy), q)
     soft = cv2.GaussianBlur(small, (0, 0), max(0.5, blur_px * q))
     mask = cv2.resize(soft, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    keep = cv2.merge([255 - cv2.convertScaleAbs(mask, alpha=strength)] * 3)
     roi = frame[y0:y1, x0:x1]
-    roi[:] = (roi * (1 - (strength / 255.0) * mask.astype(np.float32))[..., None]).astype(np.uint8)
+    cv2.multiply(roi, keep, dst=roi, scale=1 / 255.0)
