@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -68,14 +69,15 @@ def case(request):
     batch = preprocess_batch(frames, size)
     digest = hashlib.sha256(path.read_bytes() + batch.tobytes() + REFERENCE_SCRIPT.read_bytes()).hexdigest()[:16]
     out = CACHE / f"mxnet-ref-{request.param}-{digest}.npz"
-    if not out.is_file():
-        inputs = CACHE / f"mxnet-in-{request.param}-{digest}.npz"
-        np.savez(inputs, batch=batch, **{f"image_{i}": f for i, f in enumerate(frames)})
-        tmp = out.with_name(out.stem + ".partial.npz")
-        subprocess.run([sys.executable, str(REFERENCE_SCRIPT), str(path), str(inputs), str(tmp)], check=True,
-                       capture_output=True, cwd=Path(__file__).resolve().parents[1])
-        tmp.replace(out)
-        inputs.unlink()
+    if not out.is_file():  # private scratch folder: concurrent test runs never share half-written files
+        with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
+            inputs, partial = Path(scratch) / "inputs.npz", Path(scratch) / "reference.npz"
+            np.savez(inputs, batch=batch, **{f"image_{i}": f for i, f in enumerate(frames)})
+            done = subprocess.run([sys.executable, str(REFERENCE_SCRIPT), str(path), str(inputs), str(partial)],
+                                  capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+            if done.returncode != 0:
+                pytest.fail(f"MXNet reference failed:\n{done.stderr[-2000:]}")
+            partial.replace(out)
     return {"kind": request.param, "path": path, "model": model, "size": size, "frames": frames,
             "batch": batch, "ref": dict(np.load(out))}
 
