@@ -138,6 +138,28 @@ def test_bin_counts_match_rendered_trays(runs: dict[str, Path]) -> None:
     assert bins[0]["end_t"] <= bins[1]["end_t"]
 
 
+def test_boxes_are_where_trays_are_rendered(runs: dict[str, Path]) -> None:
+    """Pixels inside each fully visible tray's box changed since the empty bin of frame 0; the background did not."""
+    d = runs["a"]
+    truth = json.loads((d / "truth.json").read_text())
+    first = truth["bins"][0]
+    records = _boxes(d)
+    full = [r for r in records if first["filled_t"] < r["t"] < truth["bins"][1]["start_t"]
+            and len(r["trays"]) == first["trays"] and all(t["visible"] == 1.0 for t in r["trays"])]
+    assert full, "no frame shows the full first bin without occlusion"
+    assert records[0]["trays"] == []
+    frames = _decode(d / "video.mp4")
+    empty, filled = frames[0].astype(np.float32), frames[full[-1]["frame"]].astype(np.float32)
+    diffs = []
+    for tr in full[-1]["trays"]:
+        x1, y1, x2, y2 = tr["box"]
+        cx, cy, hw, hh = (x1 + x2) // 2, (y1 + y2) // 2, (x2 - x1) // 4, (y2 - y1) // 4
+        diffs.append(np.abs(filled - empty)[cy - hh:cy + hh, cx - hw:cx + hw].mean())
+    corners = [np.abs(filled - empty)[ys, xs].mean() for ys in (slice(0, 12), slice(H - 12, H))
+               for xs in (slice(0, 12), slice(W - 12, W))]
+    assert min(diffs) > 2 * max(corners) + 3, (diffs, corners)
+
+
 def test_covering_bin_hides_trays_gradually(runs: dict[str, Path]) -> None:
     """While the next bin slides in, the full bin's trays lose visibility before they disappear."""
     d = runs["a"]
