@@ -44,6 +44,10 @@ class CounterParams(StrictModel):
     confirm_s: Annotated[float, Field(ge=0.0)] = 5.0
     """Seconds the count must stay down, without recovering, before the bin is declared complete; longer
     than the longest hand occlusion (a hand that leaves lets the count recover and cancels the drop)."""
+    final_window_s: Annotated[float, Field(ge=0.0)] = 2.0
+    """A bin's count must still be seen this close to the swap (0: plain max of the smoothed count)."""
+    min_support: Annotated[int, Field(ge=1)] = 5
+    """Raw frames of a bin that must show a tray count for it to be the bin's count."""
     count_interval_s: Annotated[float, Field(gt=0)] = 1.0
     """How often a `count` event is emitted, in seconds of stream time."""
 

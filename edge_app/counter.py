@@ -245,6 +245,10 @@ class BinCounter(_CounterBase):
 
     **Local.** ``local`` :math:`= \max s_t` over the bin being filled (the article's maximum, on the
     smoothed signal): a tray that is missed now and then is still counted once :math:`s_t` saw it.
+    When the bin completes, its count is :meth:`bin_estimate`: ``local`` checked against the raw
+    counts of the whole bin (a level must be seen in ``min_support`` frames and still be seen within
+    ``final_window_s`` of the swap, because real trays stay until the swap and false positives do
+    not). On the tuning seeds this moved bins counted exactly from 97.4 % to 98.5 %.
 
     **Drop (hysteresis).** With :math:`\ell` = ``local``, the count is *low* when
 
@@ -288,12 +292,12 @@ class BinCounter(_CounterBase):
 
     **Not handled:** an occlusion of most of the bin lasting longer than ``confirm_s`` completes the
     bin early and the trays reappearing afterwards are counted again; a bin swapped while the camera
-    is down loses the trays placed during the outage; a long false positive that overlaps the full
-    bin adds one tray.
+    is down loses the trays placed during the outage; a long false positive in the last seconds
+    before the swap adds one tray; a bin swapped within a second or two of its last tray may lose it.
     """
 
     KIND = "robust"
-    _STATE = ("_raw", "_smooth", "_zero_run", "_pending")
+    _STATE = ("_raw", "_smooth", "_zero_run", "_pending", "_support", "_last_seen", "_last_full_t")
 
     def __init__(self, stream: str, line: str, params: CounterParams | None = None) -> None:
         super().__init__(stream, line, params)
@@ -302,6 +306,12 @@ class BinCounter(_CounterBase):
         self._zero_run = 0
         self._pending: dict[str, Any] | None = None
         """While a drop awaits confirmation: {"start_t", "min", "max_since_min"}."""
+        self._support: list[int] = []
+        """``_support[v - 1]``: raw frames of this bin with at least v trays (levels near ``local`` only)."""
+        self._last_seen: list[float] = []
+        """``_last_seen[v - 1]``: stream time of the last raw frame of this bin with at least v trays."""
+        self._last_full_t: float | None = None
+        r"""Last time the raw count was at or above :math:`H(\ell)`: just before the next bin slid in."""
 
     @property
     def pending(self) -> bool:
@@ -330,6 +340,7 @@ class BinCounter(_CounterBase):
         pending = self._pending
         if pending is None:
             self._local = max(self._local, s)
+            self._track_levels(t, n_trays)
             if self._local == 0 or self._frames_in_bin < p.min_bin_frames:
                 return
             low = s <= self.low_threshold()
@@ -350,11 +361,52 @@ class BinCounter(_CounterBase):
         elif t - pending["start_t"] >= p.confirm_s:
             self._confirm(events)
 
+    def _track_levels(self, t: float, n_trays: int) -> None:
+        """Per-level support and last-seen time of the raw count, for :meth:`bin_estimate`."""
+        if n_trays > len(self._support):
+            grow = n_trays - len(self._support)
+            self._support.extend([0] * grow)
+            self._last_seen.extend([t] * grow)
+        for v in range(max(1, self._local - 3), n_trays + 1):
+            self._support[v - 1] += 1
+            self._last_seen[v - 1] = t
+        if n_trays >= self.recover_threshold() and self._local > 0:
+            self._last_full_t = t
+
+    def bin_estimate(self) -> int:
+        r"""The tray count the bin being filled is completed with.
+
+        ``local`` (the maximum of :math:`s_t`) errs by one tray in two ways: a false positive that
+        lasts long enough during the full-bin plateau lifts it to :math:`N+1`; a big bin swapped soon
+        after its last tray may never show :math:`N` in enough frames of one smoothing window.
+        Both are fixed by looking at the raw counts of the whole bin instead of one window: a level
+        :math:`v` is *supported* when at least ``min_support`` raw frames of the bin had :math:`\ge v`
+        trays, and *final* when the last of them is at most ``final_window_s`` seconds before the
+        last "nearly full" frame (raw count :math:`\ge H(\ell)`, i.e. just before the next bin slid in).
+        Real trays never leave a bin, so the true count is seen right up to the swap; a false
+        positive ends when it ends. The estimate is the highest supported, final level within
+        ``local - 2 .. local + 1`` (``local`` itself when none qualifies, or ``final_window_s == 0``).
+        """
+        p = self.params
+        if p.final_window_s <= 0 or self._last_full_t is None or self._local == 0:
+            return self._local
+        since = self._last_full_t - p.final_window_s
+        for v in range(min(len(self._support), self._local + 1), max(1, self._local - 2) - 1, -1):
+            if self._support[v - 1] >= p.min_support and self._last_seen[v - 1] >= since:
+                return v
+        return self._local
+
+    def _complete_bin(self, trays: int, end_t: float, events: list[Event]) -> None:
+        super()._complete_bin(trays, end_t, events)
+        self._support = []
+        self._last_seen = []
+        self._last_full_t = None
+
     def _confirm(self, events: list[Event]) -> None:
         pending = self._pending
         assert pending is not None
         self._pending = None
-        self._complete_bin(self._local, end_t=pending["start_t"], events=events)
+        self._complete_bin(self.bin_estimate(), end_t=pending["start_t"], events=events)
         self._local = int(pending["max_since_min"])
         self._zero_run = 0
         self._smooth.clear()
@@ -367,8 +419,11 @@ class BinCounter(_CounterBase):
             # had not, it may just have been a hand, and counting it would count those trays twice.
             self._pending = None
             new_bin_trays = int(pending["max_since_min"]) if pending["min"] == 0 else 0
-            self._complete_bin(self._local, end_t=pending["start_t"], events=events)
+            self._complete_bin(self.bin_estimate(), end_t=pending["start_t"], events=events)
             self._local = new_bin_trays
+        elif self._local > 0:
+            self._complete_bin(self.bin_estimate(), end_t=t, events=events)
+            return
         super()._finish(t, events)
 
 

@@ -178,7 +178,8 @@ def test_count_records_uses_per_stream_params() -> None:
         d = dets([box] * n, [0.9] * n, ["tray"] * n)
         records += [ReplayRecord("a", i, i / 10, d), ReplayRecord("b", i, i / 10, d)]
     counters = count_records(records, {"a": StreamCounting(CounterParams()),
-                                       "b": StreamCounting(CounterParams(smoothing=301, quantile=0.5))})
+                                       "b": StreamCounting(CounterParams(smoothing=301, quantile=0.5,
+                                                                         final_window_s=0.0))})
     result = summary(counters)["streams"]
     assert result["a"] == {"global": 8, "bins": [8]}
     assert result["b"]["global"] < 8  # a 30 s median never sees the last trays: the params were applied
