@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from edge_app.detections import Detections
 from edge_app.frame import Frame
 from edge_app.pipeline.batcher import DynamicBatcher
+from edge_app.pipeline.cpu import single_threaded_opencv
 from edge_app.pipeline.decode import DecodeThread
 from edge_app.pipeline.jobs import BatchDetector, Job
 from edge_app.pipeline.metrics import PipelineMetrics
@@ -121,6 +122,7 @@ class Pipeline:
         if self._started:
             raise RuntimeError("pipeline already started")
         self._started = True
+        single_threaded_opencv()
         for thread in [*self._post.values(), *self._workers, *self._decoders]:
             thread.start()
 
