@@ -128,8 +128,7 @@ class Renderer:
 
     # -- scene state -------------------------------------------------------------------------------------------
     def _visible_bins(self, t: float) -> list[BinPlan]:
-        arrived = [b for b in self.timeline.bins if b.arrive_t <= t]
-        return arrived[-2:]
+        return self.timeline.bins_arrived(t)[-2:]
 
     def _canvas(self, b: BinPlan, t: float) -> BinCanvas:
         """The bin's canvas with every tray placed by ``t`` painted in (trays are pasted in time order)."""

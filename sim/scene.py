@@ -18,6 +18,7 @@ Positions are on the table plane in cm (see :mod:`sim.pinhole`); a bin's slots c
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
@@ -92,12 +93,31 @@ class Timeline:
     end_t: float
     geometry: BinGeometry
     trays: dict[int, TrayPlan] = field(default_factory=dict)
+    _move_starts: list[float] = field(default_factory=list, repr=False)
+    _bin_arrivals: list[float] = field(default_factory=list, repr=False)
 
     def move_at(self, t: float) -> HandMove | None:
-        for m in self.moves:
-            if m.start_t <= t < m.end_t:
-                return m
+        """The hand trip under way at ``t`` (trips never overlap and are in time order: a binary search)."""
+        i = bisect.bisect_right(self.move_starts, t) - 1
+        if i >= 0 and t < self.moves[i].end_t:
+            return self.moves[i]
         return None
+
+    def bins_arrived(self, t: float) -> list[BinPlan]:
+        """Bins that have started arriving by ``t``, in order."""
+        return self.bins[: bisect.bisect_right(self.bin_arrivals, t)]
+
+    @property
+    def move_starts(self) -> list[float]:
+        if len(self._move_starts) != len(self.moves):
+            self._move_starts = [m.start_t for m in self.moves]
+        return self._move_starts
+
+    @property
+    def bin_arrivals(self) -> list[float]:
+        if len(self._bin_arrivals) != len(self.bins):
+            self._bin_arrivals = [b.arrive_t for b in self.bins]
+        return self._bin_arrivals
 
 
 _EDGE_DIRS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "top": (0.0, -1.0), "bottom": (0.0, 1.0)}
