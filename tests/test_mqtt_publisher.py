@@ -131,3 +131,16 @@ def test_per_topic_order_is_kept(broker, tmp_path: Path, qos_topic: str) -> None
     pub.stop(timeout=5)
     assert [p["bin_id"] for p in sub.of_type("bin")] == list(range(1, 501))
     sub.close()
+
+
+def test_bench_outbox_runs_and_prints_both_sides(tmp_path: Path) -> None:
+    """A tiny run of `edge-app bench outbox` (its figures are in the README; here: it works end to end)."""
+    from typer.testing import CliRunner
+
+    from edge_app.bench.cli import app as bench_app
+
+    res = CliRunner().invoke(bench_app, ["outbox", "--messages", "200", "--rounds", "1", "--backlog-hours", "0.02"])
+    assert res.exit_code == 0, res.output
+    assert "plain paho" in res.output and "outbox (commit->PUBACK->delete)" in res.output
+    assert "cost ratio outbox/plain" in res.output
+    assert "backlog: 0.02 h x 4 lines = " in res.output and "drained in" in res.output
