@@ -52,6 +52,7 @@ from edge_app.panorama.project import PackageSource, Project, check_graph, check
 
 VERSION_RE = re.compile(r"^([0-9]+)\.([0-9]+)$")
 ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
+PLATFORM = "linux/arm64"
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "local_sdk", ".pytest_cache")
 
 
@@ -322,11 +323,12 @@ def _check_onnx_size(onnx_path: Path, shape: list[int]) -> None:
 
 
 def _docker_export(context: Path, tag: str, out: Path, base_image: str | None) -> None:
-    build = ["docker", "build", "-t", tag, str(context)]
+    # Panorama appliances are arm64 (Jetson Xavier); on an x86 host this needs QEMU binfmt (CI sets it up).
+    build = ["docker", "build", "--platform", PLATFORM, "-t", tag, str(context)]
     if base_image:
         build[2:2] = ["--build-arg", f"BASE_IMAGE={base_image}"]
     _run(build)
-    container = _run(["docker", "create", tag]).strip()
+    container = _run(["docker", "create", "--platform", PLATFORM, tag]).strip()
     try:
         _run(["docker", "export", "--output", str(out), container])
     finally:
