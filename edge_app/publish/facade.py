@@ -10,6 +10,7 @@ The app calls, from its counting loop::
     publisher.stop(timeout=5)                       # flush what it can; the outbox keeps the rest
 
 ``commit`` only writes SQLite (tens of microseconds), so a broker that is down never slows counting.
+Thread-safe: streams may commit from their own threads (one lock; SQLite serialises writers anyway).
 If the disk is full (`OutboxFullError`), the batch is kept in memory (bins always, at most
 ``MAX_PENDING_COUNTS`` count/telemetry messages) and retried on the next call; an alarm is raised.
 """
@@ -17,6 +18,7 @@ If the disk is full (`OutboxFullError`), the batch is kept in memory (bins alway
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 
@@ -40,6 +42,8 @@ class EventPublisher:
         self._pending_states: dict[str, dict] = {}
         self.disk_full = False
         self.started_at = time.time()
+        self._lock = threading.Lock()
+        self._stopped: bool | None = None
 
     def start(self) -> None:
         if self.transport is not None:
@@ -80,7 +84,10 @@ class EventPublisher:
                 "broker": self.transport.state() if self.transport is not None else None}  # type: ignore[attr-defined]
 
     def stop(self, timeout: float = 5.0) -> bool:
-        """Flush for up to ``timeout`` seconds, close the connection and the DB. True if nothing is left."""
+        """Flush for up to ``timeout`` seconds, close the connection and the DB. True if nothing is left.
+        Idempotent: a second call returns the first call's result."""
+        if self._stopped is not None:
+            return self._stopped
         flushed = True
         if self._pending:
             self._commit_messages([], {})
@@ -88,10 +95,15 @@ class EventPublisher:
             flushed = bool(self.transport.stop(timeout))  # type: ignore[attr-defined]
         flushed = flushed and self.outbox.depth == 0 and not self._pending
         self.outbox.close()
+        self._stopped = flushed
         return flushed
 
     # ------------------------------------------------------------------
     def _commit_messages(self, messages: list[OutboundMessage], states: Mapping[str, dict]) -> None:
+        with self._lock:
+            self._commit_locked(messages, states)
+
+    def _commit_locked(self, messages: list[OutboundMessage], states: Mapping[str, dict]) -> None:
         if self.transport is None:  # nothing would ever drain the queue: keep only the counter states
             messages = []
         if self._pending or self._pending_states:

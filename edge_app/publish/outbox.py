@@ -330,7 +330,8 @@ class Outbox:
 
     def stats(self) -> dict:
         with self._lock:
-            oldest = self._conn.execute("SELECT MIN(created) FROM messages").fetchone()[0]
+            row = self._conn.execute("SELECT created FROM messages ORDER BY seq LIMIT 1").fetchone()
+        oldest = row[0] if row else None
         return {"depth": self._depth, "bytes": self._bytes, "max_bytes": self.max_bytes,
                 "dropped_total": self.dropped_total,
                 "oldest_age_s": round(time.time() - oldest, 3) if oldest else 0.0}
