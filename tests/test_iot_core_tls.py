@@ -37,8 +37,11 @@ def tls_broker(pki: dict, tmp_path: Path):
     tls_port, plain_port = free_port(), free_port()
     user = "user root\n" if os.geteuid() == 0 else ""  # as root mosquitto drops to a user that cannot read tmp
     conf = tmp_path / "mosquitto-tls.conf"
-    conf.write_text(
-        f"{user}per_listener_settings false\nallow_anonymous true\npersistence false\n"
+    data = tmp_path / "mosq-data"
+    data.mkdir()
+    conf.write_text(  # persistence: the subscriber's session survives the restart in the outage test
+        f"{user}per_listener_settings false\nallow_anonymous true\npersistence true\n"
+        f"persistence_location {data}/\n"
         f"listener {plain_port} 127.0.0.1\n"
         f"listener {tls_port} 127.0.0.1\ncafile {pki['ca'].path}\ncertfile {pki['server'].cert}\n"
         f"keyfile {pki['server'].key}\nrequire_certificate true\nuse_identity_as_username true\n",
@@ -76,6 +79,25 @@ def test_mtls_end_to_end_through_the_outbox(tls_broker: Broker, pki: dict, tmp_p
     assert sub.of_type("health")[0]["broker"]["transport"] == "iot_core"
     states = [p["state"] for p in sub.of_type("status")]
     assert states[0] == "online" and states[-1] == "offline"
+    sub.close()
+
+
+def test_iot_core_survives_a_broker_outage(tls_broker: Broker, pki: dict, tmp_path: Path) -> None:
+    """The CRT reconnects by itself; what was queued or in flight during the outage arrives afterwards."""
+    sub = Collector(tls_broker.host, tls_broker.port, "t/+/bin")
+    pub = EventPublisher(_iot_cfg(tmp_path, tls_broker, pki))
+    pub.start()
+    assert pub.transport.wait_connected(10)  # type: ignore[union-attr]
+    for k in range(1, 21):
+        pub.commit([_bin(k)], {"line-1": {"next_bin": k + 1}})
+    assert wait_until(lambda: len(sub.unique_bins()) == 20, 10)
+    tls_broker.stop()
+    for k in range(21, 41):  # broker down: queued in the outbox
+        pub.commit([_bin(k)], {"line-1": {"next_bin": k + 1}})
+    tls_broker.start()
+    assert wait_until(lambda: len(sub.unique_bins()) == 40, 30), pub.stats()
+    assert pub.stop(5)
+    assert sorted(p["bin_id"] for p in sub.unique_bins().values()) == list(range(1, 41))
     sub.close()
 
 
