@@ -75,8 +75,47 @@ def paint_background(preset: LinePreset, H: np.ndarray, width: int, height: int,
     edge = rounded_rect(2 * tw - 1.0, 2 * th - 1.0, 1.5)
     cv2.polylines(img, [np.round(project(H, edge) * 16).astype(np.int32)], True,
                   tuple(min(255.0, c * 1.2 + 20) for c in preset.table_color), max(1, int(2 * k)), cv2.LINE_AA, 4)
+    _clutter(img, H, rng, table_half_cm, preset.table_color)
     # a soft light pool: brighter in the middle of the station
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     pool = np.exp(-(((xx - w / 2) / (0.8 * w)) ** 2 + ((yy - h / 2) / (0.8 * h)) ** 2))
     img *= (0.8 + 0.25 * pool)[..., None]
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _clutter(img: np.ndarray, H: np.ndarray, rng: np.random.Generator, table_half_cm: tuple[float, float],
+             table_color: tuple[int, int, int]) -> None:
+    """0-3 everyday objects on the table around the bin (tape roll, marker, paper, knife): things a detector
+    must learn are *not* trays. Placed in the band between the bin and the table edge."""
+    tw, th = table_half_cm
+    for _ in range(int(rng.integers(0, 4))):
+        side = int(rng.integers(4))
+        if side < 2:  # left / right band, 16 cm wide
+            x = (tw - 8.0) * (1 if side else -1) + float(rng.uniform(-3, 3))
+            y = float(rng.uniform(-th + 8, th - 8))
+        else:  # top / bottom band, 12 cm high
+            x = float(rng.uniform(-tw + 10, tw - 10))
+            y = (th - 6.0) * (1 if side == 3 else -1) + float(rng.uniform(-2, 2))
+        a = float(rng.uniform(0, np.pi))
+        rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+
+        def at(pts: np.ndarray, x: float = x, y: float = y, rot: np.ndarray = rot) -> np.ndarray:
+            return project(H, pts @ rot.T + (x, y))
+
+        kind = int(rng.integers(4))
+        if kind == 0:  # tape roll
+            ring = np.array([[np.cos(t), np.sin(t)] for t in np.linspace(0, 2 * np.pi, 32, endpoint=False)])
+            fill(img, at(ring * 5.0), (60, 140, 190))
+            fill(img, at(ring * 3.6), tuple(float(c) for c in table_color))  # the table through the core
+        elif kind == 1:  # marker pen with a cap
+            color = [(30, 30, 30), (160, 60, 20), (30, 30, 170)][int(rng.integers(3))]
+            fill(img, at(rounded_rect(13.0, 1.6, 0.8)), (235, 235, 235))
+            fill(img, at(rounded_rect(4.0, 1.8, 0.8, 5.0, 0.0)), color)
+        elif kind == 2:  # a sheet of paper (a production list)
+            fill(img, at(rounded_rect(14.0, 10.0, 0.2)), (238, 240, 240))
+            for r in range(5):
+                fill(img, at(rounded_rect(float(rng.uniform(6, 11)), 0.5, 0.1, -1.0, -3.5 + 1.6 * r)), (90, 90, 90))
+        else:  # knife
+            fill(img, at(np.array([[0.0, -1.3], [14.0, -0.6], [15.0, 0.0], [14.0, 1.0], [0.0, 1.0]])),
+                 (200, 205, 210))
+            fill(img, at(rounded_rect(10.0, 2.4, 1.0, -5.2, 0.0)), (40, 40, 45))

@@ -28,7 +28,7 @@ import numpy as np
 
 from edge_app.errors import EdgeAppError
 from sim.files import AtomicTextFile, atomic_write_bytes, atomic_write_text, fsync_path
-from sim.lines import get_preset, with_overrides
+from sim.lines import get_preset, jittered, with_overrides
 from sim.manifest import DEFAULT_MIN_VISIBLE, manifest_line
 from sim.pinhole import Camera
 from sim.render import N_TRAY_VARIANTS, Renderer, rng_for
@@ -108,7 +108,7 @@ def generate(p: GenerateParams) -> GenerateResult:
     check_params(p)
     preset = get_preset(p.line)
     trays = (p.min_trays, p.max_trays) if p.min_trays is not None and p.max_trays is not None else None
-    preset = with_overrides(preset, trays, p.fill_rate)
+    preset = jittered(with_overrides(preset, trays, p.fill_rate), rng_for(p.seed, 9))
     try:
         p.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from edge_app.errors import EdgeAppError
 
 BGR = tuple[int, int, int]
@@ -104,6 +106,24 @@ PRESETS: dict[str, LinePreset] = {
         ),
     )
 }
+
+
+def jittered(preset: LinePreset, rng: np.random.Generator) -> LinePreset:
+    """The same line on another day: camera re-mounted a little differently, lamps a little brighter or dimmer.
+
+    Different seeds of one line then differ in camera pose and light as well as in the scene, which makes a
+    detector trained on several seeds less sensitive to them, while lines stay distinct from each other.
+    """
+    tint = tuple(float(c * rng.uniform(0.97, 1.03)) for c in preset.light_tint)
+    return replace(
+        preset,
+        tilt_deg=preset.tilt_deg + float(rng.uniform(-2.0, 2.0)),
+        yaw_deg=preset.yaw_deg + float(rng.uniform(-3.0, 3.0)),
+        roll_deg=preset.roll_deg + float(rng.uniform(-1.0, 1.0)),
+        camera_height_cm=preset.camera_height_cm * float(rng.uniform(0.95, 1.05)),
+        brightness=preset.brightness * float(rng.uniform(0.92, 1.08)),
+        light_tint=(tint[0], tint[1], tint[2]),
+    )
 
 
 def get_preset(name: str) -> LinePreset:
