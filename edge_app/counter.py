@@ -297,7 +297,7 @@ class BinCounter(_CounterBase):
     """
 
     KIND = "robust"
-    _STATE = ("_raw", "_smooth", "_zero_run", "_pending", "_support", "_last_seen", "_last_full_t")
+    _STATE = ("_raw", "_smooth", "_zero_run", "_pending", "_support", "_last_seen")
 
     def __init__(self, stream: str, line: str, params: CounterParams | None = None) -> None:
         super().__init__(stream, line, params)
@@ -310,8 +310,6 @@ class BinCounter(_CounterBase):
         """``_support[v - 1]``: raw frames of this bin with at least v trays (levels near ``local`` only)."""
         self._last_seen: list[float] = []
         """``_last_seen[v - 1]``: stream time of the last raw frame of this bin with at least v trays."""
-        self._last_full_t: float | None = None
-        r"""Last time the raw count was at or above :math:`H(\ell)`: just before the next bin slid in."""
 
     @property
     def pending(self) -> bool:
@@ -370,8 +368,6 @@ class BinCounter(_CounterBase):
         for v in range(max(1, self._local - 3), n_trays + 1):
             self._support[v - 1] += 1
             self._last_seen[v - 1] = t
-        if n_trays >= self.recover_threshold() and self._local > 0:
-            self._last_full_t = t
 
     def bin_estimate(self) -> int:
         r"""The tray count the bin being filled is completed with.
@@ -382,15 +378,17 @@ class BinCounter(_CounterBase):
         Both are fixed by looking at the raw counts of the whole bin instead of one window: a level
         :math:`v` is *supported* when at least ``min_support`` raw frames of the bin had :math:`\ge v`
         trays, and *final* when the last of them is at most ``final_window_s`` seconds before the
-        last "nearly full" frame (raw count :math:`\ge H(\ell)`, i.e. just before the next bin slid in).
+        last frame with at least :math:`\ell - 1` trays (a level every frame of the full bin
+        reaches but a false positive above it does not: in effect, just before the next bin slid in).
         Real trays never leave a bin, so the true count is seen right up to the swap; a false
         positive ends when it ends. The estimate is the highest supported, final level within
         ``local - 2 .. local + 1`` (``local`` itself when none qualifies, or ``final_window_s == 0``).
         """
         p = self.params
-        if p.final_window_s <= 0 or self._last_full_t is None or self._local == 0:
+        reference = max(1, self._local - 1)
+        if p.final_window_s <= 0 or self._local == 0 or len(self._last_seen) < reference:
             return self._local
-        since = self._last_full_t - p.final_window_s
+        since = self._last_seen[reference - 1] - p.final_window_s
         for v in range(min(len(self._support), self._local + 1), max(1, self._local - 2) - 1, -1):
             if self._support[v - 1] >= p.min_support and self._last_seen[v - 1] >= since:
                 return v
@@ -400,7 +398,6 @@ class BinCounter(_CounterBase):
         super()._complete_bin(trays, end_t, events)
         self._support = []
         self._last_seen = []
-        self._last_full_t = None
 
     def _confirm(self, events: list[Event]) -> None:
         pending = self._pending
