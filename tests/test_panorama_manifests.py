@@ -139,3 +139,20 @@ def test_cli_broken_graph_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     ok = subprocess.run([str(REPO / ".venv" / "bin" / "edge-app"), "panorama", "validate", "--root", str(REPO)],
                         capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and ok.stdout.startswith("ok: tray-counter"), ok.stderr
+
+
+def test_code_package_inputs_are_exactly_what_the_node_reads() -> None:
+    """The node calls ``self.inputs.<name>.get()`` for every NodeSettings field: an input missing from the
+    package would be an AttributeError on the appliance, an extra one a parameter nobody reads."""
+    from edge_app.panorama.node_counting import NodeSettings
+
+    package = json.loads((REPO / CODE / "package.json").read_text())["nodePackage"]["interfaces"][0]
+    inputs = {p["name"]: p["type"] for p in package["inputs"]}
+    assert inputs.pop("video_in") == "media"
+    python_type = {"float32": float, "int32": int, "string": str, "boolean": bool}
+    assert set(inputs) == set(NodeSettings.model_fields)
+    for name, kind in inputs.items():
+        assert isinstance(NodeSettings().__getattribute__(name), python_type[kind]), name
+    graph = json.loads((REPO / GRAPH).read_text())["nodeGraph"]
+    defaults = {n["name"]: n["value"] for n in graph["nodes"] if n["name"] in inputs}
+    assert NodeSettings.from_values(defaults).model_input_size == 300  # the graph's values are valid settings

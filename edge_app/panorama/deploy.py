@@ -152,7 +152,7 @@ class Deployer:
         try:
             found = self.panorama.describe_package_version(PackageId=package_id, PackageVersion=version)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("ResourceNotFoundException", "ValidationException"):
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
                 return None
             raise
         return str(found["PatchVersion"])
