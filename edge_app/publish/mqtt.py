@@ -44,6 +44,9 @@ class MqttPublisher:
         self.connects = 0
         self._online = threading.Event()
         self._stopping = False
+        self._link_up = False
+        """TCP/MQTT session up (``connected`` additionally means: the outbox may flow, see `_on_connect`)."""
+        self._online_mid: int | None = None
         self.client = self._make_client()
         self.drainer = OutboxDrainer(outbox, self._send, ready=lambda: self.connected,
                                      window=cfg.outbox.inflight, name="mqtt-outbox")
@@ -109,28 +112,41 @@ class MqttPublisher:
     # ------------------------------------------------------------------ paho callbacks (network thread)
     def _on_connect(self, client: paho.Client, userdata: object, flags: object, reason_code: object,
                     properties: object) -> None:
+        """Publish the retained ``online``; the outbox starts flowing only once the broker has acked it.
+
+        Why wait for that PUBACK: paho calls this callback *before* it re-sends what was in flight when the
+        link dropped. Were the drainer released here, a new message could go out ahead of an older re-sent
+        one. Both leave through the same socket from the network thread, so by the time the ``online``
+        PUBACK is read the re-sends are already on the wire, ahead of anything new.
+        """
         if getattr(reason_code, "is_failure", False):
             log.error("mqtt: %s:%s refused the connection: %s", self.mqtt.host, self.mqtt.port, reason_code)
             return
-        self.connected = True
-        self.connected_since = time.time()
+        self._link_up = True
         self.connects += 1
         log.info("mqtt: connected to %s:%s", self.mqtt.host, self.mqtt.port)
-        client.publish(self.builder.topics.status, self.builder.status("online", self.mqtt.client_id, time.time()),
-                       qos=1, retain=True)
-        self._online.set()
-        self.drainer.wake()
+        info = client.publish(self.builder.topics.status,
+                              self.builder.status("online", self.mqtt.client_id, time.time()), qos=1, retain=True)
+        self._online_mid = info.mid
 
     def _on_disconnect(self, client: paho.Client, userdata: object, flags: object, reason_code: object,
                        properties: object) -> None:
-        if self.connected and not self._stopping:
+        if self._link_up and not self._stopping:
             log.warning("mqtt: disconnected from %s:%s (%s); reconnecting", self.mqtt.host, self.mqtt.port,
                         reason_code)
+        self._link_up = False
         self.connected = False
         self._online.clear()
 
     def _on_publish(self, client: paho.Client, userdata: object, mid: int, reason_code: object,
                     properties: object) -> None:
+        if mid == self._online_mid and self._link_up:
+            self._online_mid = None
+            self.connected = True
+            self.connected_since = time.time()
+            self._online.set()
+            self.drainer.wake()
+            return
         self.drainer.ack(mid)
 
     # ------------------------------------------------------------------ drainer thread
