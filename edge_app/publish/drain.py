@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 
-from edge_app.publish.outbox import Outbox, OutboxError, QueuedMessage
+from edge_app.publish.outbox import Outbox, QueuedMessage
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +126,11 @@ class OutboxDrainer:
         while not self._stopping.is_set():
             try:
                 handed = self._step()
-            except OutboxError as exc:  # e.g. disk I/O error while deleting: keep trying, never crash
-                log.error("outbox drainer: %s", exc)
+            except Exception:  # noqa: BLE001 - e.g. disk I/O error while deleting: log, retry, never die
+                log.exception("outbox drainer: unexpected error; retrying in 1 s")
                 handed = 0
-                time.sleep(1.0)
+                self._needs_fetch = True
+                self._stopping.wait(1.0)
             if handed:
                 idle_since = time.monotonic()
                 continue
