@@ -96,6 +96,14 @@ def occlude(counts: np.ndarray, spans: list[tuple[int, int]], seconds: float, ke
     return out
 
 
+def long_fp(counts: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
+    """A 1.5 s false positive (+1) on the full bin, ending 3.5 s before the next bin slides in."""
+    out = counts.copy()
+    for _, end in spans:
+        out[end - 50:end - 35] += 1
+    return out
+
+
 BINS = [Fill(24), Fill(20, per_tray=30), Fill(12, per_tray=60, empty=5), Fill(24, dwell=30), Fill(9)]
 TRUE_BINS = [f.trays for f in BINS]
 
@@ -111,6 +119,7 @@ SCENARIOS: dict[str, Callable[[np.random.Generator], np.ndarray]] = {
     "false-positive spikes": lambda rng: fp_spikes(_clean(rng), rng),
     "1 s hand over the whole bin": lambda rng: occlude(_clean(rng), line_counts(BINS)[1], 1.0, 0.0),
     "2 s hand over 70 % of the bin": lambda rng: occlude(_clean(rng), line_counts(BINS)[1], 2.0, 0.3),
+    "1.5 s false positive on the full bin": lambda rng: long_fp(_clean(rng), line_counts(BINS)[1]),
     "everything at once": lambda rng: fp_spikes(
         misses(flicker(occlude(_clean(rng), line_counts(BINS)[1], 1.5, 0.2), rng), rng), rng),
 }
