@@ -47,16 +47,16 @@ def anchor_sizes_from_boxes(box_sides: np.ndarray, input_size: int, num_layers: 
 
     ``box_sides`` are ``sqrt(w * h)`` of the training boxes at the network input. Layer ``i`` gets anchors of
     sizes ``s_i`` and ``sqrt(s_i * s_{i+1})``. The two finest layers (strides ~16 and ~30 px: the most cells,
-    hence the most positive matches for objects of 20-80 px) split the 2nd-98th percentile of the data (with
-    20 % margin) geometrically between them; the coarser layers continue geometrically up to the whole image,
+    hence the most positive matches for objects of 20-80 px) split the 2nd-98th percentile of the data (x0.7 / x1.5: the crop/expand
+    augmentation rescales objects by 0.6-1.6) geometrically between them; the coarser layers continue geometrically up to the whole image,
     so unusually large objects still find an anchor.
     """
     sides = np.asarray(box_sides, np.float64)
     if len(sides) == 0:
         lo, hi = 0.07 * input_size, 0.35 * input_size
     else:
-        lo = max(6.0, 0.8 * float(np.percentile(sides, 2)))
-        hi = max(lo * 1.5, 1.2 * float(np.percentile(sides, 98)))
+        lo = max(6.0, 0.7 * float(np.percentile(sides, 2)))
+        hi = max(lo * 1.5, 1.5 * float(np.percentile(sides, 98)))
     fine = list(np.geomspace(lo, hi, 3))
     coarse = list(np.geomspace(hi, max(hi * 2, 1.05 * input_size), num_layers + 1 - 2))[1:]
     return [round(float(s), 2) for s in fine + coarse]

@@ -101,11 +101,16 @@ def dataset_hash(samples: list[Sample]) -> str:
     return h.hexdigest()
 
 
-def lr_at(iteration: int, total: int, base_lr: float, warmup: int) -> float:
-    """Linear warm-up from 1 % to ``base_lr``, then cosine decay to 1 % of it at ``total``."""
+def lr_at(iteration: int, total: int, base_lr: float, warmup: int, time_fraction: float = 0.0) -> float:
+    """Linear warm-up from 1 % to ``base_lr``, then cosine decay to 1 % of it at the end.
+
+    "The end" is whichever comes first: ``total`` iterations or the time budget (``time_fraction`` = elapsed
+    / budget), so a run stopped by its budget has still annealed its learning rate, which is where most of
+    the final accuracy comes from.
+    """
     if iteration < warmup:
         return base_lr * (0.01 + 0.99 * iteration / max(1, warmup))
-    progress = min(1.0, (iteration - warmup) / max(1, total - warmup))
+    progress = min(1.0, max((iteration - warmup) / max(1, total - warmup), time_fraction))
     return base_lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -291,10 +296,12 @@ def run(argv: list[str] | None = None) -> dict:
                    leave=False, dynamic_ncols=True)
         losses: list[float] = []
         for _ in bar:
-            trainer.set_learning_rate(lr_at(state["iteration"], total_iters, args.lr, args.warmup_iters))
+            time_fraction = (time.monotonic() - start) / budget_s if budget_s < math.inf else 0.0
+            trainer.set_learning_rate(lr_at(state["iteration"], total_iters, args.lr, args.warmup_iters,
+                                            time_fraction))
             x, gt = next(data)
             out = step(x, gt)
-            trainer.step(1 if not is_yolo(args.arch) else 1)
+            trainer.step(1)
             state["iteration"] += 1
             losses.append(out["loss"])
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{trainer.learning_rate:.2e}")
