@@ -11,8 +11,9 @@ The app calls, from its counting loop::
 
 ``commit`` only writes SQLite (tens of microseconds), so a broker that is down never slows counting.
 Thread-safe: streams may commit from their own threads (one lock; SQLite serialises writers anyway).
-If the disk is full (`OutboxFullError`), the batch is kept in memory (bins always, at most
-``MAX_PENDING_COUNTS`` count/telemetry messages) and retried on the next call; an alarm is raised.
+If the disk is full (`OutboxFullError`) or the DB cannot be written (`OutboxError`), the batch is kept
+in memory (bins always, at most ``MAX_PENDING_COUNTS`` other messages) and retried on the next call; an
+alarm is queued once it is stored.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from edge_app.config import AppConfig
 from edge_app.events import Event
 from edge_app.publish.messages import NEVER_DROP, OutboundMessage
-from edge_app.publish.outbox import Outbox, OutboxFullError
+from edge_app.publish.outbox import Outbox, OutboxError
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +113,9 @@ class EventPublisher:
             batch, merged_states = messages, states
         try:
             stored = self.outbox.commit(batch, merged_states)
-        except OutboxFullError as exc:
+        except OutboxError as exc:  # disk full (or another write failure): never lose the batch, never crash
             if not self.disk_full:
-                log.error("%s; keeping messages in memory until space frees up", exc)
+                log.error("%s; keeping messages in memory until the outbox is writable again", exc)
             self.disk_full = True
             self._pending = _bounded(batch)
             self._pending_states = dict(merged_states)

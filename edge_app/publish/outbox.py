@@ -207,8 +207,11 @@ class Outbox:
                         raise
                     self._bytes += added
                     return stored
-                except sqlite3.OperationalError as exc:
-                    self._refresh_totals()
+                except sqlite3.DatabaseError as exc:  # disk full, I/O error, corruption found at run time
+                    try:
+                        self._refresh_totals()
+                    except sqlite3.DatabaseError:
+                        pass
                     if getattr(exc, "sqlite_errorname", "") != "SQLITE_FULL":
                         raise OutboxError(f"{self.path}: cannot write the outbox: {exc}") from exc
                     if attempt == 2 or not self._free_space():
