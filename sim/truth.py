@@ -10,7 +10,8 @@
 * ``start_t``: the bin arrives (starts sliding in; 0.0 for the first bin, already in place);
 * ``end_t``: the next bin has slid over it and hides all its trays (or the end of the video);
 * ``filled_t``: its last tray was placed; ``complete``: all its planned trays were placed within the video
-  (false only for the last bin of a ``--duration`` video cut short).
+  (false only for the last bin of a ``--duration`` video cut short; a tray still in the hand when the video ends
+  appears in ``boxes.jsonl`` but is not counted).
 Bins with no tray placed within the video are not listed. ``total_trays`` is the sum over bins.
 
 ``boxes.jsonl``: one line per frame ``{"frame": i, "t": i/fps, "trays": [{"box": [x1, y1, x2, y2],
