@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import numpy as np
 import onnx
 import pytest
@@ -9,7 +11,7 @@ from detector_models import assert_same_detections, exported, tray_scene, with_n
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_app.detectors import graph_tools
+from edge_app.detectors import graph_tools, nms
 from edge_app.detectors.nms import NmsParams, batched_box_nms
 from edge_app.detectors.onnx_detector import make_session
 from edge_app.detectors.preprocess import preprocess_batch
@@ -120,9 +122,28 @@ def test_host_nms_equals_exported_nms_tail_on_synthetic_rows(ssd_model: onnx.Mod
         array[:, [2, 4]] = array[:, [4, 2]]
     batch = np.stack([array, array[::-1]])
     expected = _tail_session(tail).run(None, {tail.graph.input[0].name: batch})
-    got = batched_box_nms(batch, graph_tools.read_nms_params(ssd_model))
+    params = graph_tools.read_nms_params(ssd_model)
+    for block in (nms.BLOCK, 4):  # the real block size, and one small enough that kept boxes span blocks
+        with patch.object(nms, "BLOCK", block):
+            got = batched_box_nms(batch, params)
+        for a, b in zip(expected, got, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_host_nms_equals_exported_nms_tail_on_many_rows(ssd_model: onnx.ModelProto) -> None:
+    """More candidates than topk (400) and than one block, clustered so NMS suppresses across blocks."""
+    rng = np.random.default_rng(11)
+    n = 3000
+    centres = rng.uniform(0, 300, (40, 2))[rng.integers(0, 40, n)] + rng.normal(0, 6, (n, 2))
+    sizes = rng.uniform(10, 60, (n, 2))
+    rows = np.concatenate([np.zeros((n, 1)), np.round(rng.uniform(0, 1, (n, 1)), 2),
+                           centres - sizes / 2, centres + sizes / 2], axis=1).astype(np.float32)[None]
+    tail = graph_tools.nms_tail(ssd_model)
+    expected = _tail_session(tail).run(None, {tail.graph.input[0].name: rows})
+    got = batched_box_nms(rows, graph_tools.read_nms_params(ssd_model))
     for a, b in zip(expected, got, strict=True):
         np.testing.assert_array_equal(a, b)
+    assert (expected[0] >= 0).sum() == 100  # post_nms rows filled: the limit, not the candidates, ended NMS
 
 
 _SESSIONS: dict[int, object] = {}
