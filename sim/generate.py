@@ -13,6 +13,10 @@ Same parameters and seed give the same bytes in every output file. Random stream
 plan, sprites, each bin, each frame's noise), so for example ``--no-video`` or another ``--sample-every`` does
 not change the scene or any frame's pixels. With ``--no-video`` only sampled frames are rendered to pixels (the
 truth of every frame is still computed), which makes dataset generation several times faster.
+
+``--out`` is the generator's own folder: the outputs of an earlier run that this run does not produce (a video,
+samples) are removed when the run succeeds, so the folder never mixes two runs; until then the earlier outputs
+stay untouched (new files are written under temporary names and moved into place).
 """
 
 from __future__ import annotations
@@ -123,10 +127,10 @@ def generate(p: GenerateParams) -> GenerateResult:
                  else int(math.ceil(timeline.end_t * p.fps)))
     renderer = Renderer(preset, cam, timeline, p.seed, p.fps)
 
-    frames_dir = p.out / "frames"
+    frames_dir = p.out / ".frames.partial"  # becomes frames/ when the run succeeds
+    if frames_dir.exists():
+        shutil.rmtree(frames_dir)
     if p.sample_every:
-        if frames_dir.exists():  # stale samples of an earlier run would not match the new manifest
-            shutil.rmtree(frames_dir)
         frames_dir.mkdir()
     video_tmp = p.out / ".video.partial.mp4"
     writer = None
@@ -159,6 +163,7 @@ def generate(p: GenerateParams) -> GenerateResult:
     except BaseException:
         boxes_file.abort()
         manifest_file.abort()
+        shutil.rmtree(frames_dir, ignore_errors=True)
         if writer is not None:
             writer.release()
             video_tmp.unlink(missing_ok=True)
@@ -170,10 +175,17 @@ def generate(p: GenerateParams) -> GenerateResult:
         video_tmp.replace(p.out / "video.mp4")
         encode_s += time.perf_counter() - t1
     boxes_file.commit()
+    # the folder must never mix two runs: outputs this run does not write are removed (only after success)
+    if not p.video:
+        (p.out / "video.mp4").unlink(missing_ok=True)
+    if (p.out / "frames").exists():
+        shutil.rmtree(p.out / "frames")
     if p.sample_every:
+        frames_dir.replace(p.out / "frames")
         manifest_file.commit()
     else:
         manifest_file.abort()
+        (p.out / "output.manifest").unlink(missing_ok=True)
     wall, cpu = time.perf_counter() - t_start, time.process_time() - cpu_start
     header = {"line": p.line, "seed": p.seed, "fps": p.fps if p.fps % 1 else int(p.fps), "width": p.width,
               "height": p.height}

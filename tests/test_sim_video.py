@@ -224,6 +224,19 @@ def test_manifest_is_ground_truth_output_format(runs: dict[str, Path]) -> None:
         assert sorted(r["boxes"]) == expected
 
 
+def test_rerun_into_same_folder_never_mixes_runs(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    tiny = dict(width=160, height=90, bins=None, duration=2.0, min_trays=None, max_trays=None, sample_every=10)
+    generate(_params(out, **tiny))
+    assert (out / "video.mp4").exists() and len(list((out / "frames").iterdir())) == 3
+    generate(_params(out, **{**tiny, "video": False, "sample_every": 0}))
+    assert not (out / "video.mp4").exists() and not (out / "frames").exists()
+    assert not (out / "output.manifest").exists() and (out / "boxes.jsonl").exists()
+    generate(_params(out, **{**tiny, "sample_every": 15}))
+    assert sorted(p.name for p in (out / "frames").iterdir()) == ["line-1-s3-000000.jpg", "line-1-s3-000015.jpg"]
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no temporary files left
+
+
 # -- command line ---------------------------------------------------------------------------------------------------
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "edge_app.cli", "sim", "generate", *args], capture_output=True,
