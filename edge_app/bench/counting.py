@@ -128,13 +128,17 @@ def _collect(events: list, result: CounterResult) -> None:
             result.bins.append((e.start_t, e.end_t, e.trays))
 
 
-def bench_scenarios(short: bool = False, seed: int = BENCH_SEED, hours_per_line: float | None = None) -> list:
+def bench_scenarios(short: bool = False, seed: int = BENCH_SEED, hours_per_line: float | None = None,
+                    error_scale: float = 1.0) -> list:
     """The fixed benchmark set: every line preset, default error model, seeds derived from ``seed``."""
+    from sim.error_model import ErrorModel
     from sim.scenarios import LINE_PRESETS, Scenario
 
     duration = (hours_per_line * 3600.0 if hours_per_line is not None
                 else SHORT_MINUTES_PER_LINE * 60.0 if short else FULL_HOURS_PER_LINE * 3600.0)
-    return [Scenario(spec, duration_s=duration, seed=seed + i) for i, spec in enumerate(LINE_PRESETS.values())]
+    model = ErrorModel() if error_scale == 1.0 else ErrorModel().scaled(error_scale)
+    return [Scenario(spec, duration_s=duration, error_model=model, seed=seed + i)
+            for i, spec in enumerate(LINE_PRESETS.values())]
 
 
 def format_table(results: list[ScenarioResult]) -> str:
@@ -226,11 +230,13 @@ def counting(
     hours_per_line: Annotated[float | None, typer.Option(help="Override the simulated hours per line")] = None,
     seed: Annotated[int, typer.Option(help="Base seed of the scenario set")] = BENCH_SEED,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of count over time (first line)")] = None,
+    error_scale: Annotated[float, typer.Option(help="Scale the detector's miss/false-positive rates (1: default)")
+                           ] = 1.0,
 ) -> None:
     """Counting accuracy of BinCounter vs the plain article rule on simulated production (4 lines)."""
     started = time.perf_counter()
     results = []
-    for i, scenario in enumerate(bench_scenarios(short, seed, hours_per_line)):
+    for i, scenario in enumerate(bench_scenarios(short, seed, hours_per_line, error_scale)):
         results.append(run_scenario(scenario, keep_raw=plot is not None and i == 0))
     print(format_table(results))
     for name in COUNTERS:
@@ -238,7 +244,7 @@ def counting(
         print(f"{name}: total error {err:.2f} % (target <= 0.5 %), bins exact {exact:.1f} % (target >= 98 %)")
     frames = sum(r.frames for r in results)
     print(f"{frames} frames, {sum(r.hours for r in results):.2f} simulated hours in "
-          f"{time.perf_counter() - started:.1f} s (scenario seed {seed})")
+          f"{time.perf_counter() - started:.1f} s (scenario seed {seed}, error scale {error_scale:g})")
     if plot is not None:
         plot_result(results[0], plot)
         print(f"plot: {plot}")
