@@ -7,13 +7,14 @@ Per frame (time ``t``):
    painted in. It only changes when a tray is placed or a bin slides, so most frames reuse it.
 2. The frame is a crop of the static layer at the camera-shake offset; the carried tray (with a shadow that
    grows with its height) and the arm are drawn on it; fast motion is blurred.
-3. Camera effects (:mod:`sim.effects`): lighting drift, sensor noise.
+3. Camera effects (:mod:`sim.effects`): lighting drift and vignetting, sensor noise.
 
 Ground truth comes from a *label buffer*: an integer image where, in painter's order, each bin's footprint is
-filled with ``OCC_BIN`` (it hides everything below: the previous bin's trays), each tray with its ``tray_id``,
-and the arm with ``OCC_HAND``. A tray's visible fraction is ``(pixels still holding its id) / (pixels of its
-polygon drawn alone)`` -- occlusion by the arm, by the covering bin and by the frame edge all count -- and its box
-is the bounding box of its visible pixels (x2, y2 exclusive), so boxes are always inside the frame.
+filled with ``OCC_BIN`` (it hides everything below: the previous bin's trays), each tray with its index among
+this frame's trays (1, 2, ...; so ids never run out in long videos), and the arm with ``OCC_HAND``. A tray's
+visible fraction is ``(pixels still holding its id) / (pixels of its polygon drawn alone)`` -- occlusion by the
+arm, by the covering bin and its walls, and by the frame edge all count -- and its box is the bounding box of its
+visible pixels (x2, y2 exclusive), so boxes are always inside the frame.
 """
 
 from __future__ import annotations
@@ -183,8 +184,8 @@ class Renderer:
             _fill_label(label, self.painter.silhouette(pose, shake), OCC_BIN)
             for tp in b.trays[: self.pasted[b.bin_id]]:
                 poly = project(Ht @ pose @ rotate_translate(tp.angle, tp.x, tp.y), self.tray_outline)
-                _fill_label(label, poly, tp.tray_id)
                 drawn.append((tp.tray_id, b.bin_id, poly))
+                _fill_label(label, poly, len(drawn))
             inner, outer, rim = self.painter.faces(pose, shake)
             self.painter.label_quads(label, [f.quad for f in inner + outer] + rim, OCC_BIN)
         frame = None
@@ -211,6 +212,7 @@ class Renderer:
         arm = arm_shapes(lambda z: shake @ self.cam.H_at(z), state, ppc, state.tray_center is not None, wrist_z)
         boxes: list[tuple[float, float, float, float]] = [arm.bbox()]
         carried = None
+        carried_value = 0  # its value in the label buffer once drawn
         if state.tray_center is not None and move.tray_id is not None:
             tp = self.timeline.trays[move.tray_id]
             cx, cy = state.tray_center
@@ -242,8 +244,9 @@ class Renderer:
         if carried is not None:
             tp, place, Hc = carried
             poly = project(Hc @ place, self.tray_outline)
-            _fill_label(label, poly, tp.tray_id)
             drawn.append((tp.tray_id, tp.bin_id, poly))
+            _fill_label(label, poly, len(drawn))
+            carried_value = len(drawn)
         label_arm(label, arm, OCC_HAND)
         if frame is not None and before is not None:
             v = state.speed_cm_s * ppc * EXPOSURE / self.fps
@@ -256,12 +259,12 @@ class Renderer:
                 lab = label[y0:y1, x0:x1]
                 moving = lab == OCC_HAND
                 if carried is not None:
-                    moving |= lab == carried[0].tray_id
+                    moving |= lab == carried_value
                 motion_blur(frame[y0:y1, x0:x1], before[y0:y1, x0:x1], moving, (ux * v, uy * v))
 
     def _measure(self, label: np.ndarray, drawn: list[tuple[int, int, np.ndarray]]) -> list[TrayTruth]:
         out: list[TrayTruth] = []
-        for tray_id, bin_id, poly in drawn:
+        for value, (tray_id, bin_id, poly) in enumerate(drawn, start=1):
             x0, y0 = int(math.floor(poly[:, 0].min())), int(math.floor(poly[:, 1].min()))
             x1, y1 = int(math.ceil(poly[:, 0].max())) + 1, int(math.ceil(poly[:, 1].max())) + 1
             alone = np.zeros((y1 - y0, x1 - x0), np.uint8)
@@ -270,7 +273,7 @@ class Renderer:
             cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(self.W, x1), min(self.H, y1)
             if full == 0 or cx1 <= cx0 or cy1 <= cy0:
                 continue
-            mine = label[cy0:cy1, cx0:cx1] == tray_id
+            mine = label[cy0:cy1, cx0:cx1] == value
             seen = int(np.count_nonzero(mine))
             if seen == 0:
                 continue
