@@ -143,6 +143,12 @@ def paint_bin(preset: LinePreset, rng: np.random.Generator, px_per_cm: float) ->
     floor_col[:] = base * 0.85
     ribs = np.sin(xx / (3.0 * s) * 2 * math.pi) > 0.9  # moulded ribs across the floor
     floor_col *= np.where(ribs, 0.9, 1.0).astype(np.float32)[..., None]
+    # the walls shade the floor next to them, most on the lamps' side (top-left): a cheap ambient occlusion
+    d_left, d_top = (xx - (cx - fw * s / 2)) / s, (yy - (cy - fh * s / 2)) / s
+    d_right, d_bottom = ((cx + fw * s / 2) - xx) / s, ((cy + fh * s / 2) - yy) / s
+    occlusion = (0.16 * np.exp(-np.clip(d_top, 0, None) / 2.5) + 0.13 * np.exp(-np.clip(d_left, 0, None) / 2.5)
+                 + 0.06 * np.exp(-np.clip(d_bottom, 0, None) / 2.5) + 0.06 * np.exp(-np.clip(d_right, 0, None) / 2.5))
+    floor_col *= (1 - occlusion)[..., None]
     img = img * (1 - floor[..., None]) + floor_col * floor[..., None]
     # wear: scuffs on the rim and floor, dirt, colour variation
     scuffs = np.zeros(shape, np.float32)
