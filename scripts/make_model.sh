@@ -8,7 +8,8 @@
 # 4. evaluate the exported ONNX (FP32 and FP16) through the edge app's ORT backend, write the model card.
 #
 # Under 60 min on 2 CPU cores. Tunables (environment): BUILD (work folder), BUDGET_MIN (training minutes),
-# SEEDS (sim seeds per training line), NICE, OUT (where the model is shipped).
+# SEEDS (sim seeds per training line), NICE, OUT (where the model is shipped), REUSE_DATA=1 (keep the
+# frames and split of a previous run in BUILD: the sim is deterministic, same seeds give the same bytes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,9 @@ EPOCHS=${EPOCHS:-200}
 ITERS_PER_EPOCH=${ITERS_PER_EPOCH:-60}
 START=$(date +%s)
 
+if [ "${REUSE_DATA:-0}" = 1 ] && [ -f "$BUILD/split/split.json" ]; then
+    echo "== reusing the sim frames and split in $BUILD (REUSE_DATA=1)"
+else
 rm -rf "$BUILD"
 mkdir -p "$BUILD/sim"
 
@@ -47,10 +51,11 @@ echo "== sim frames ($JOBS at a time)"
 echo "== split by line"
 $APP dataset split "$BUILD"/sim/*/output.manifest --out "$BUILD/split" --group-regex '(line-\d+)' \
     --val line-4 --test line-5
+fi
 $APP dataset check-split "$BUILD/split/split.json"
 
 echo "== train (budget ${BUDGET_MIN} min)"
-nice -n "$NICE" $APP train --arch ssd_mobilenet0.25 --input-size 300 \
+nice -n "$NICE" $APP train --arch ssd_mobilenet0.25 --input-size 300 --classes tray \
     --train "$BUILD/split/train.lst" --validation "$BUILD/split/val.lst" --model-dir "$BUILD/model" \
     --epochs "$EPOCHS" --iters-per-epoch "$ITERS_PER_EPOCH" --batch-size 16 --optimizer adam --lr 3e-3 \
     --warmup-iters 60 --max-val-images 120 --time-budget-min "$BUDGET_MIN" --seed 0 --progress false \

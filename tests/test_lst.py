@@ -32,7 +32,8 @@ def _dataset(root: Path) -> Path:
         cv2.imwrite(str(root / "img dir" / name), rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
         records.append({"source-ref": f"img dir/{name}", "job": {
             "image_size": [{"width": w, "height": h, "depth": 3}],
-            "annotations": [{"class_id": c, "left": x, "top": y, "width": bw, "height": bh} for c, x, y, bw, bh in boxes]},
+            "annotations": [{"class_id": c, "left": x, "top": y, "width": bw, "height": bh}
+                            for c, x, y, bw, bh in boxes]},
             "job-metadata": {"type": "groundtruth/object-detection", "class-map": {"0": "tray", "1": "lid"}}})
     path = root / "output.manifest"
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")

@@ -48,7 +48,8 @@ def channel_shuffle(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def hue_shift(img: np.ndarray, rng: np.random.Generator, max_shift: int = 90) -> np.ndarray:
     """Rotate the hue (OpenCV hue is 0..179): a blue bin becomes green, a red label yellow."""
     hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
-    hsv[:, :, 0] = ((hsv[:, :, 0].astype(np.int32) + int(rng.integers(-max_shift, max_shift + 1))) % 180).astype(np.uint8)
+    shift = int(rng.integers(-max_shift, max_shift + 1))
+    hsv[:, :, 0] = ((hsv[:, :, 0].astype(np.int32) + shift) % 180).astype(np.uint8)
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 

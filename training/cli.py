@@ -16,9 +16,8 @@ from edge_app.errors import EdgeAppError
 
 dataset_app = typer.Typer(help="Read Ground Truth manifests, write LST files, split by line.",
                           no_args_is_help=True)
-train_app = typer.Typer(help="Train a GluonCV detector (locally, or as a SageMaker job with `remote`).",
-                        invoke_without_command=True, context_settings={"allow_extra_args": True,
-                                                                       "ignore_unknown_options": True})
+remote_app = typer.Typer(help="Create a SageMaker training job running training/train.py in script mode.",
+                         add_completion=False)
 
 ManifestArgs = Annotated[list[str], typer.Argument(help="Ground Truth output manifests (files, folders or s3://)")]
 LabelAttr = Annotated[list[str] | None, typer.Option("--label-attribute", "-a",
@@ -124,22 +123,28 @@ def augment_cmd(manifests: ManifestArgs,
     typer.echo(f"wrote {n} augmented images and {out / 'output.manifest'}")
 
 
-@train_app.callback()
 def train_cmd(ctx: typer.Context) -> None:
-    """Train locally: all options of training/train.py (`edge-app train --help-train` lists them)."""
-    if ctx.invoked_subcommand is not None:
+    """Train a detector: `edge-app train [train.py options]`, or `edge-app train remote ...` for SageMaker.
+
+    All options are training/train.py's (the SageMaker script-mode entry point); `edge-app train --help`
+    lists them.
+    """
+    args = list(ctx.args)
+    if args and args[0] == "remote":
+        typer.main.get_command(remote_app)(args[1:], prog_name="edge-app train remote")
         return
     from training.train import build_parser, run
 
-    if "--help-train" in ctx.args:
+    if "--help" in args or "-h" in args:
         build_parser().print_help()
+        typer.echo("\n`edge-app train remote --help`: launch the same script as a SageMaker training job.")
         return
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    metrics = run(list(ctx.args))
+    metrics = run(args)
     typer.echo(json.dumps({k: metrics[k] for k in ("best_epoch", "val_map_mxnet", "train_seconds")}))
 
 
-@train_app.command("remote")
+@remote_app.command()
 def remote_cmd(
     job_name: Annotated[str, typer.Option(help="SageMaker training job name")],
     role_arn: Annotated[str, typer.Option(help="IAM role SageMaker assumes")],
@@ -147,7 +152,8 @@ def remote_cmd(
     train_s3: Annotated[str, typer.Option(help="s3:// prefix of the train channel (LST + images)")],
     output_s3: Annotated[str, typer.Option(help="s3:// prefix for model artifacts")],
     validation_s3: Annotated[str | None, typer.Option(help="s3:// prefix of the validation channel")] = None,
-    source_s3: Annotated[str | None, typer.Option(help="s3:// tar.gz of training/ (sagemaker_submit_directory)")] = None,
+    source_s3: Annotated[str | None,
+                         typer.Option(help="s3:// tar.gz of training/ (sagemaker_submit_directory)")] = None,
     instance_type: str = "ml.c5.2xlarge",
     max_runtime_s: int = 3 * 3600,
     hyperparameter: Annotated[list[str] | None, typer.Option("--hp", help="key=value, repeatable")] = None,
@@ -207,5 +213,6 @@ def eval_cmd(
 def register(app: typer.Typer) -> None:
     """Attach the training commands to the main `edge-app` app."""
     app.add_typer(dataset_app, name="dataset")
-    app.add_typer(train_app, name="train")
+    app.command("train", context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                                           "help_option_names": []})(train_cmd)
     app.command("eval")(eval_cmd)

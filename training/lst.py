@@ -94,6 +94,7 @@ def atomic_write_text(path: Path, text: str) -> None:
         out.write(text)
         out.flush()
         os.fsync(out.fileno())
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; these are ordinary shared data files
     os.replace(tmp, path)
 
 

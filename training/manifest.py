@@ -129,7 +129,8 @@ def bounding_box_attributes(record: dict) -> list[str]:
         meta = record.get(f"{key}-metadata")
         if not isinstance(meta, dict):
             continue
-        if "annotations" in value and "image_size" in value and meta.get("type", BOUNDING_BOX_TYPE) == BOUNDING_BOX_TYPE:
+        is_box_job = meta.get("type", BOUNDING_BOX_TYPE) == BOUNDING_BOX_TYPE
+        if "annotations" in value and "image_size" in value and is_box_job:
             found.append(key)
     return found
 

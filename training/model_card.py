@@ -29,6 +29,7 @@ def _copy_atomic(src: Path, dst: Path) -> None:
     shutil.copyfile(src, tmp)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
+    os.chmod(tmp, 0o644)
     os.replace(tmp, dst)
 
 
@@ -109,13 +110,13 @@ def main(argv: list[str] | None = None) -> dict:
         if not lst.is_file():
             continue
         samples = samples_from_path(lst)
-        res = evaluate_onnx(onnx32, samples, operating_threshold=args.threshold, progress=True)
+        res = evaluate_onnx(onnx32, samples, operating_threshold=args.threshold)
         results[name] = res
         evaluation[name] = {**res.to_dict(10), "groups": split["groups"][name]}
         print(f"{name} ({', '.join(split['groups'][name])}): mAP@0.5 {res.map:.4f} on {len(samples)} images, "
               f"{res.totals()}", flush=True)
         if name == "test":
-            r16 = evaluate_onnx(onnx16, samples, operating_threshold=args.threshold, progress=True)
+            r16 = evaluate_onnx(onnx16, samples, operating_threshold=args.threshold)
             evaluation["test_fp16"] = r16.to_dict(10)
             evaluation["fp32_vs_fp16"] = {"fp32_map": round(res.map, 4), "fp16_map": round(r16.map, 4),
                                           **max_box_difference(res.detections, r16.detections, args.threshold),
@@ -133,7 +134,8 @@ def main(argv: list[str] | None = None) -> dict:
     from training.lst import atomic_write_text
 
     atomic_write_text(args.out / f"{args.name}.md", card_markdown(metrics))
-    print(f"shipped {args.name} to {args.out}: " + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in metrics["file_sizes"].items()))
+    sizes = ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in metrics["file_sizes"].items())
+    print(f"shipped {args.name} to {args.out}: {sizes}")
     return metrics
 
 

@@ -47,8 +47,9 @@ def anchor_sizes_from_boxes(box_sides: np.ndarray, input_size: int, num_layers: 
 
     ``box_sides`` are ``sqrt(w * h)`` of the training boxes at the network input. Layer ``i`` gets anchors of
     sizes ``s_i`` and ``sqrt(s_i * s_{i+1})``. The two finest layers (strides ~16 and ~30 px: the most cells,
-    hence the most positive matches for objects of 20-80 px) split the 2nd-98th percentile of the data (x0.7 / x1.5: the crop/expand
-    augmentation rescales objects by 0.6-1.6) geometrically between them; the coarser layers continue geometrically up to the whole image,
+    hence the most positive matches for objects of 20-80 px) split the 2nd-98th percentile of the data
+    (x0.7 / x1.5: the crop/expand augmentation rescales objects by 0.6-1.6) geometrically between them; the
+    coarser layers continue geometrically up to the whole image,
     so unusually large objects still find an anchor.
     """
     sides = np.asarray(box_sides, np.float64)

@@ -37,7 +37,8 @@ def group_of(entry: Entry, *, key: str | None = None, pattern: str | None = None
         if match:
             return match.group(1) if match.groups() else match.group(0)
     how = " or ".join(filter(None, [f"metadata key {key!r}" if key else "", f"regex {pattern!r}" if pattern else ""]))
-    raise EdgeAppError(f"{entry.where}: no group (packaging line) found by {how or 'nothing (give --group-key or --group-regex)'}")
+    how = how or "nothing (give --group-key or --group-regex)"
+    raise EdgeAppError(f"{entry.where}: no group (packaging line) found by {how}")
 
 
 def assign_groups(groups: Sequence[str], *, val: Sequence[str] = (), test: Sequence[str] = (),

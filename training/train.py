@@ -214,6 +214,15 @@ class YOLOStep:
         return {"loss": float(total.asscalar())}
 
 
+def _class_names_near(train: Path) -> list[str]:
+    """LST files carry class ids only; `edge-app dataset split` writes the names into split.json beside them."""
+    folder = train if train.is_dir() else train.parent
+    split_json = folder / "split.json"
+    if split_json.is_file():
+        return list(json.loads(split_json.read_text(encoding="utf-8")).get("class_names") or [])
+    return []
+
+
 def _checkpoint_dir(args) -> Path:
     if args.checkpoint_dir:
         return Path(args.checkpoint_dir)
@@ -242,7 +251,7 @@ def run(argv: list[str] | None = None) -> dict:
     names_from_data: list[str] = []
     train_samples = samples_from_path(Path(args.train), names_from_data)
     val_samples = samples_from_path(Path(args.validation)) if args.validation else []
-    classes = [c for c in args.classes.split(",") if c] or names_from_data
+    classes = [c for c in args.classes.split(",") if c] or names_from_data or _class_names_near(Path(args.train))
     if not classes:
         ids = sorted({int(c) for s in train_samples for c in s.boxes[:, 4]})
         classes = [f"class_{i}" for i in range(max(ids) + 1)] if ids else ["object"]
