@@ -160,7 +160,7 @@ def _chart(rows: list[dict], mxnet_fps: float, batch: int, path: Path) -> None:
 
     labels = [str(r["streams"]) for r in rows]
     x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.6))
     ax.bar(x - 0.27, [r["bare_fps"] for r in rows], 0.27, label=f"bare ORT session, batch {batch} (ceiling)")
     ax.bar(x, [r["pipeline_fps"] for r in rows], 0.27, label="edge-app pipeline (decode + batch + count)")
     ax.bar(x + 0.27, [mxnet_fps] * len(rows), 0.27, label="plain MXNet per-frame loop")
@@ -168,7 +168,7 @@ def _chart(rows: list[dict], mxnet_fps: float, batch: int, path: Path) -> None:
     ax.set_xlabel("streams")
     ax.set_ylabel("frames per second (all streams)")
     ax.set_title("End-to-end throughput, same network, same run")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
