@@ -120,12 +120,24 @@ def crop(img: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, min_scale
 
 
 def roi_mask(img: np.ndarray, polygon: Sequence[tuple[float, float]] | None) -> np.ndarray:
-    """Black out everything outside ``polygon`` (frame pixels), exactly like the edge app's ROI mask."""
+    """Black out everything outside ``polygon`` (frame pixels) with the edge app's own `edge_app.roi.Roi`."""
     if polygon is None:
         return img
-    mask = np.zeros(img.shape[:2], np.uint8)
-    cv2.fillPoly(mask, [np.round(np.asarray(polygon, np.float64)).astype(np.int32)], 255)
-    return cv2.bitwise_and(img, img, mask=mask)
+    from edge_app.roi import Roi
+
+    return Roi(polygon).mask(img)
+
+
+def apply_roi(img: np.ndarray, boxes: np.ndarray, polygon: Sequence[tuple[float, float]] | None,
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Mask like the app (``mask_outside_roi``) and keep only boxes whose centre is inside, as the app counts."""
+    if polygon is None:
+        return img, boxes
+    from edge_app.roi import Roi
+
+    roi = Roi(polygon)
+    centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
+    return roi.mask(img), boxes[roi.contains(centres)]
 
 
 def augment(img: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, *, strength: float = 1.0,

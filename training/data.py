@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from edge_app.errors import EdgeAppError
-from training.augment import augment, roi_mask
+from training.augment import apply_roi, augment
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -115,8 +115,8 @@ def scale_boxes(boxes: np.ndarray, from_wh: tuple[int, int], size: int) -> np.nd
 def augmented_example(sample: Sample, size: int, rng: np.random.Generator, strength: float,
                       roi: list[tuple[float, float]] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One training example: (CHW input, (N, 5) boxes at input scale), tiny boxes removed."""
-    img = roi_mask(load_rgb(sample.path), roi)
-    img, boxes = augment(img, sample.boxes.copy(), rng, strength=strength)
+    img, boxes = apply_roi(load_rgb(sample.path), sample.boxes.copy(), roi)
+    img, boxes = augment(img, boxes, rng, strength=strength)
     h, w = img.shape[:2]
     boxes = scale_boxes(boxes, (w, h), size)
     keep = ((boxes[:, 2] - boxes[:, 0]) >= 2) & ((boxes[:, 3] - boxes[:, 1]) >= 2)

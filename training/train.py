@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_app.errors import EdgeAppError
+from training.augment import apply_roi
 from training.data import MEAN, STD, Sample, batches, load_rgb, samples_from_path, scale_boxes, to_input
 from training.lst import atomic_write_text
 from training.models import ARCHITECTURES, anchor_sizes_from_boxes, build_net, is_yolo, ratios_from_boxes
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup-iters", type=int, default=200)
     p.add_argument("--augment-strength", type=float, default=1.0)
     p.add_argument("--anchor-sizes", default="auto", help="'auto' (from the data) or comma-separated px")
+    p.add_argument("--roi", default="", help="JSON polygon [[x, y], ...] in frame pixels: mask outside it like "
+                   "the edge app's mask_outside_roi (train and validation)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-budget-min", type=float, default=0.0,
                    help="stop after this many minutes of training (0 = no limit); the best epoch is kept")
@@ -117,16 +120,16 @@ def lr_at(iteration: int, total: int, base_lr: float, warmup: int, time_fraction
 class ValidationSet:
     """Validation images resized once (uint8, cached) and their boxes at input scale."""
 
-    def __init__(self, samples: list[Sample], size: int, limit: int = 0) -> None:
+    def __init__(self, samples: list[Sample], size: int, limit: int = 0, roi: list | None = None) -> None:
         if limit and len(samples) > limit:
             idx = np.linspace(0, len(samples) - 1, limit).round().astype(int)
             samples = [samples[i] for i in idx]
         self.inputs, self.boxes = [], []
         for s in samples:
-            img = load_rgb(s.path)
+            img, boxes = apply_roi(load_rgb(s.path), s.boxes, roi)
             h, w = img.shape[:2]
             self.inputs.append(to_input(img, size))
-            self.boxes.append(scale_boxes(s.boxes, (w, h), size))
+            self.boxes.append(scale_boxes(boxes, (w, h), size))
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -290,12 +293,13 @@ def run(argv: list[str] | None = None) -> dict:
     if args.resume and trainer_states.is_file() and state["iteration"]:
         trainer.load_states(str(trainer_states))
     step = YOLOStep(net, size, len(classes)) if is_yolo(args.arch) else SSDStep(net, size)
-    val = ValidationSet(val_samples, size, args.max_val_images) if val_samples else None
+    roi = json.loads(args.roi) if args.roi else None
+    val = ValidationSet(val_samples, size, args.max_val_images, roi) if val_samples else None
 
     start = time.monotonic()
     budget_s = args.time_budget_min * 60 if args.time_budget_min > 0 else math.inf
     data = batches(train_samples, args.batch_size, size, seed=args.seed + 1000 * state["epoch"],
-                   strength=args.augment_strength)
+                   strength=args.augment_strength, roi=roi)
     stopped_by_budget = False
     epoch_times: list[float] = []
     while state["epoch"] < args.epochs:

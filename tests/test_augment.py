@@ -1,0 +1,52 @@
+"""Augmentations move boxes with the pixels; the ROI mask is the edge app's own."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_app.roi import Roi
+from training.augment import apply_roi, augment, crop, expand, hflip, vflip
+
+
+def _scene() -> tuple[np.ndarray, np.ndarray]:
+    img = np.zeros((60, 80, 3), np.uint8)
+    img[10:30, 20:50] = 255  # one white object
+    return img, np.array([[20, 10, 50, 30, 0]], np.float32)
+
+
+def _white_bbox(img: np.ndarray) -> list[float]:
+    ys, xs = np.where(img[:, :, 0] > 127)
+    return [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+
+
+def test_geometric_ops_keep_box_on_object() -> None:
+    rng = np.random.default_rng(0)
+    img, boxes = _scene()
+    for op in (lambda i, b: hflip(i, b), lambda i, b: vflip(i, b), lambda i, b: expand(i, b, rng)):
+        out, out_boxes = op(img, boxes)
+        np.testing.assert_allclose(out_boxes[0, :4], _white_bbox(out), atol=1)
+    for _ in range(20):
+        out, out_boxes = crop(img, boxes, rng)
+        if len(out_boxes):
+            np.testing.assert_allclose(out_boxes[0, :4], _white_bbox(out), atol=1)
+
+
+def test_full_chain_boxes_stay_in_image_and_are_seeded() -> None:
+    img, boxes = _scene()
+    a = augment(img, boxes, np.random.default_rng(5))
+    b = augment(img, boxes, np.random.default_rng(5))
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    for seed in range(30):
+        out, out_boxes = augment(img, boxes, np.random.default_rng(seed))
+        h, w = out.shape[:2]
+        assert (out_boxes[:, [0, 2]] >= -1e-3).all() and (out_boxes[:, [0, 2]] <= w + 1e-3).all()
+        assert (out_boxes[:, [1, 3]] >= -1e-3).all() and (out_boxes[:, [1, 3]] <= h + 1e-3).all()
+
+
+def test_roi_mask_identical_to_edge_app_and_drops_outside_boxes() -> None:
+    img = np.random.default_rng(1).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    boxes = np.array([[5, 5, 15, 15, 0], [60, 40, 75, 55, 0]], np.float32)
+    polygon = [(0, 0), (40, 0), (40, 30), (0, 30)]
+    masked, kept = apply_roi(img, boxes, polygon)
+    assert np.array_equal(masked, Roi(polygon).mask(img))
+    assert kept.tolist() == [[5, 5, 15, 15, 0]]
