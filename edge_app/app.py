@@ -91,8 +91,10 @@ class EdgeApp:
     """One run of the app; :meth:`run` returns the per-stream summaries."""
 
     def __init__(self, cfg: AppConfig, *, record_detections: Path | None = None, annotate_dir: Path | None = None,
-                 max_frames: int | None = None) -> None:
+                 max_frames: int | None = None, dashboard: Any = None) -> None:
         self.cfg = cfg
+        self.dashboard = dashboard
+        """`edge_app.dashboard.options.DashboardOptions` when ``--dashboard`` serves the local web page."""
         self.record_detections = record_detections
         self.annotate_dir = annotate_dir
         self.max_frames = max_frames
@@ -218,8 +220,14 @@ class EdgeApp:
                     prepare[stream.name] = self._masker(roi)
 
             pc = cfg.pipeline
+            handlers: dict[str, Any] = dict(processors)
+            if self.dashboard is not None:  # local web dashboard: taps events, frames and health (issue 11)
+                from edge_app.dashboard.runtime import attach_dashboard
+
+                handlers = attach_dashboard(self.dashboard, cfg, processors, publisher,
+                                            lambda: self.health(detector, sources), stack)
             self.pipeline = Pipeline(
-                sources, [detector], processors,
+                sources, [detector], handlers,
                 max_batch=max(1, min(cfg.model.batch_size, int(getattr(detector, "max_batch", 1)))),
                 max_wait_s=pc.max_wait_ms / 1000.0, queue_size=pc.queue_size, prepare=prepare,
                 stoppers=[s.stop for s in sources.values()],
@@ -301,14 +309,19 @@ def stop_on_signals(app: EdgeApp) -> Iterator[None]:
 
 
 def run_from_cli(config_path: Path, *, record_detections: Path | None = None, annotate: Path | None = None,
-                 log_level: str | None = None, max_frames: int | None = None) -> list[StreamSummary]:
+                 log_level: str | None = None, max_frames: int | None = None, dashboard_port: int | None = None,
+                 dashboard_host: str | None = None, dashboard_token: str | None = None) -> list[StreamSummary]:
     """`edge-app run`: prints a table and, as the last stdout line, ``{"streams": {name: {...}}}``."""
     cfg = load_config(config_path)
+    from edge_app.dashboard.options import resolve_options
+
+    dashboard = resolve_options(cfg, config_path, port=dashboard_port, host=dashboard_host, token=dashboard_token)
     setup_logging(log_level or cfg.log_level)
     if max_frames is not None and max_frames < 1:
         raise EdgeAppError(f"--max-frames: expected a positive number of frames (got {max_frames})")
     app = EdgeApp(cfg, record_detections=record_detections or cfg.output.record_detections,
-                  annotate_dir=annotate or cfg.output.annotated_video_dir, max_frames=max_frames)
+                  annotate_dir=annotate or cfg.output.annotated_video_dir, max_frames=max_frames,
+                  dashboard=dashboard)
     with stop_on_signals(app):
         summaries = app.run()
     if is_untrained(app.model_version):

@@ -35,12 +35,19 @@ def run(
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = None,
     max_frames: Annotated[int | None, typer.Option(help="Stop each stream after this many frames")] = None,
+    dashboard: Annotated[int | None, typer.Option(
+        "--dashboard", metavar="PORT", help="Serve the local web dashboard on this port (0: any free port)")] = None,
+    dashboard_host: Annotated[str | None, typer.Option(
+        help="Interface for the dashboard (default 127.0.0.1; any other needs a token)")] = None,
+    dashboard_token: Annotated[str | None, typer.Option(
+        envvar="EDGE_APP_DASHBOARD_TOKEN", help="Token the dashboard requires (Bearer header or /?token=...)")] = None,
 ) -> None:
     """Run all configured streams: detect, count, publish."""
     from edge_app.app import run_from_cli
 
     run_from_cli(config, record_detections=record_detections, annotate=annotate, log_level=log_level,
-                 max_frames=max_frames)
+                 max_frames=max_frames, dashboard_port=dashboard, dashboard_host=dashboard_host,
+                 dashboard_token=dashboard_token)
 
 
 @app.command()

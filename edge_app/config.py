@@ -186,6 +186,19 @@ class OutputConfig(StrictModel):
     """Write every frame's detections as replay JSONL (see README, 'Detections replay')."""
 
 
+class DashboardConfig(StrictModel):
+    """Local web dashboard (``edge_app/dashboard``); ``edge-app run --dashboard PORT`` overrides these."""
+
+    port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    """Serve the dashboard on this port (absent: no dashboard unless ``--dashboard`` is given)."""
+    host: str = "127.0.0.1"
+    """Interface to bind; anything but loopback requires ``token``."""
+    token: Annotated[str, Field(min_length=8)] | None = None
+    """Shared secret: ``Authorization: Bearer <token>``, or open ``/?token=<token>`` once (sets a cookie)."""
+    frame_fps: Annotated[float, Field(gt=0.0, le=30.0)] = 4.0
+    """Most annotated frames per second drawn per stream for viewers (none are drawn when nobody watches)."""
+
+
 class AppConfig(StrictModel):
     site: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")] = "site-1"
     state_dir: Path = Path("state")
@@ -198,6 +211,7 @@ class AppConfig(StrictModel):
     outbox: OutboxConfig = OutboxConfig()
     iot_core: IotCoreConfig | None = None
     sitewise: SiteWiseConfig = SiteWiseConfig()
+    dashboard: DashboardConfig = DashboardConfig()
 
     @model_validator(mode="after")
     def _unique_stream_names(self) -> AppConfig:

@@ -9,6 +9,9 @@ command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v gst-launch-1.0 >/dev/null || need+=(gstreamer1.0-tools)
 python3 -c "import gi" 2>/dev/null || need+=(python3-gi)
 dpkg -s gir1.2-gst-rtsp-server-1.0 >/dev/null 2>&1 || need+=(gir1.2-gst-rtsp-server-1.0)
+# chromium + chromium-driver: the dashboard's end-to-end test (headless Chromium driven by Selenium)
+command -v chromium >/dev/null || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 for p in gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
