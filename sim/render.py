@@ -129,7 +129,12 @@ class Renderer:
 
     # -- scene state -------------------------------------------------------------------------------------------
     def _visible_bins(self, t: float) -> list[BinPlan]:
-        return self.timeline.bins_arrived(t)[-2:]
+        """The current bin and the full one it covers; canvases of bins buried deeper are freed."""
+        bins = self.timeline.bins_arrived(t)[-2:]
+        keep = {b.bin_id for b in bins}
+        for bin_id in [i for i in self.canvases if i not in keep]:
+            del self.canvases[bin_id]
+        return bins
 
     def _canvas(self, b: BinPlan, t: float) -> BinCanvas:
         """The bin's canvas with every tray placed by ``t`` painted in (trays are pasted in time order)."""
