@@ -64,10 +64,12 @@ def count(
 def _register_subcommands() -> None:
     from edge_app.anomaly.cli import app as anomaly_app
     from edge_app.bench.cli import app as bench_app
+    from edge_app.collect.cli import collect_cmd
     from edge_app.panorama.cli import app as panorama_app
     from edge_app.sitewise.cli import app as sitewise_app
     from sim.cli import app as sim_app
     from training.cli import register as register_training
+    from training.flywheel.cli import register as register_flywheel
 
     app.add_typer(sim_app, name="sim")
     app.add_typer(bench_app, name="bench")
@@ -75,6 +77,8 @@ def _register_subcommands() -> None:
     app.add_typer(anomaly_app, name="anomaly")
     app.add_typer(panorama_app, name="panorama")
     register_training(app)  # dataset ..., train, eval
+    register_flywheel(app)  # label setup|bundle, gate, dataset stats
+    app.command("collect")(collect_cmd)
 
 
 _register_subcommands()
