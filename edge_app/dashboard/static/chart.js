@@ -14,13 +14,17 @@ function niceStep(range, ticks) {
 // series: {line: [{t, total}]} (t in UNIX seconds); minutes: the window shown, ending now.
 function drawChart(canvas, series, minutes) {
   const dpr = window.devicePixelRatio || 1;
-  const width = canvas.clientWidth, height = canvas.clientHeight || 220;
+  const width = canvas.clientWidth, height = canvas.clientHeight || 240;
   canvas.width = width * dpr; canvas.height = height * dpr;
   const ctx = canvas.getContext("2d");
   ctx.scale(dpr, dpr);
   ctx.clearRect(0, 0, width, height);
   const pad = {l: 48, r: 12, t: 10, b: 24};
-  const now = Date.now() / 1000, t0 = now - minutes * 60;
+  // the window ends now and spans `minutes`, or less when the app has not been counting that long
+  const now = Date.now() / 1000;
+  let first = now;
+  for (const pts of Object.values(series)) if (pts.length) first = Math.min(first, pts[0].t);
+  const t0 = Math.max(now - minutes * 60, Math.min(first, now - 60));
   let ymax = 1;
   for (const pts of Object.values(series)) for (const p of pts) if (p.t >= t0) ymax = Math.max(ymax, p.total);
   const ystep = niceStep(ymax, 4);
@@ -36,10 +40,10 @@ function drawChart(canvas, series, minutes) {
     ctx.fillText(String(v), pad.l - 6, y(v));
   }
   ctx.textAlign = "center"; ctx.textBaseline = "top";
-  const tstep = (minutes <= 60 ? 10 : 60) * 60;
+  const tstep = [10, 30, 60, 300, 600, 1800, 3600].find(s => (now - t0) / s <= 8) || 7200;
   for (let t = Math.ceil(t0 / tstep) * tstep; t <= now; t += tstep) {
     const d = new Date(t * 1000);
-    ctx.fillText(d.toTimeString().slice(0, 5), x(t), height - pad.b + 6);
+    ctx.fillText(d.toTimeString().slice(0, tstep < 60 ? 8 : 5), x(t), height - pad.b + 6);
   }
   Object.keys(series).sort().forEach((line, i) => {
     const pts = series[line].filter(p => p.t >= t0);
