@@ -89,3 +89,30 @@ def detections_command(
     r = write_detections(scenario, out)
     print(f"wrote {out}: {r['frames']} frames ({duration / 3600:.2f} h), {r['bins']} bins, {r['total_trays']} trays")
     print(f"count it: edge-app count --detections {out / 'detections.jsonl'} --config {out / 'counting.yaml'}")
+
+
+@app.command("anomalies")
+def anomalies_command(
+    out: Path = typer.Option(..., "--out", help="Output folder: <out>/<part>/{train/normal,test/normal,"
+                                                 "test/abnormal,test/mask}/"),
+    parts: str = typer.Option("carrier,surface,label", help="Comma-separated parts: carrier, surface, label"),
+    n_train: int = typer.Option(50, help="Normal training images per part"),
+    n_test_normal: int = typer.Option(20, help="Normal test images per part"),
+    n_test_abnormal: int = typer.Option(30, help="Defective test images per part (cycling the defect types)"),
+    size: int = typer.Option(256, help="Image side in pixels"),
+    seed: int = typer.Option(0, help="Random seed: same seed and options, same images"),
+) -> None:
+    """Render parts for visual anomaly inspection, with ground-truth defect masks (see sim/anomaly_parts.py)."""
+    from edge_app.errors import EdgeAppError
+    from sim.anomaly_parts import PARTS, write_dataset
+
+    chosen = tuple(p.strip() for p in parts.split(",") if p.strip())
+    unknown = [p for p in chosen if p not in PARTS]
+    if unknown or not chosen:
+        raise EdgeAppError(f"--parts: expected some of {', '.join(PARTS)}, got {parts!r}")
+    if min(n_train, n_test_normal, n_test_abnormal) < 0 or size < 64:
+        raise EdgeAppError("--n-*: expected counts >= 0 and --size >= 64")
+    counts = write_dataset(out, chosen, n_train, n_test_normal, n_test_abnormal, size, seed)
+    for part, c in counts.items():
+        print(f"wrote {out / part}: {c['train_normal']} train normal, {c['test_normal']} test normal, "
+              f"{c['test_abnormal']} test abnormal (+ masks)")

@@ -133,14 +133,17 @@ class AnomalyModel:
                           confidence=max(score, 1.0 - score), area_percent=float((anomaly_map >= 0.5).mean() * 100),
                           anomaly_map=anomaly_map, raw_map=raw_map, registered=ok)
 
-    def mask_in_image(self, prediction: Prediction, image_shape: tuple[int, ...]) -> np.ndarray:
-        """The predicted mask (uint8, 255 = anomalous) in full-image coordinates (zero outside the ROI)."""
+    def map_in_image(self, roi_map: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
+        """A ``size x size`` ROI map placed into full-image coordinates (zero outside the ROI)."""
         h, w = image_shape[:2]
         x, y, rw, rh = self.roi if self.roi is not None else (0, 0, w, h)
-        roi_mask = cv2.resize(prediction.mask.astype(np.uint8) * 255, (rw, rh), interpolation=cv2.INTER_NEAREST)
-        full = np.zeros((h, w), np.uint8)
-        full[y:y + rh, x:x + rw] = roi_mask
+        full = np.zeros((h, w), np.float32)
+        full[y:y + rh, x:x + rw] = cv2.resize(roi_map.astype(np.float32), (rw, rh), interpolation=cv2.INTER_LINEAR)
         return full
+
+    def mask_in_image(self, prediction: Prediction, image_shape: tuple[int, ...]) -> np.ndarray:
+        """The predicted mask (uint8, 255 = anomalous) in full-image coordinates (zero outside the ROI)."""
+        return (self.map_in_image(prediction.anomaly_map, image_shape) >= 0.5).astype(np.uint8) * 255
 
 
 def overlay(image: np.ndarray, anomaly_map: np.ndarray, alpha: float = 0.45) -> np.ndarray:
