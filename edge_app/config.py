@@ -199,6 +199,34 @@ class DashboardConfig(StrictModel):
     """Most annotated frames per second drawn per stream for viewers (none are drawn when nobody watches)."""
 
 
+class InspectionConfig(StrictModel):
+    """One visual anomaly inspection of a region of a stream (``edge_app/anomaly/inspector.py``)."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    stream: str
+    """Name of a stream in ``streams`` whose frames are inspected."""
+    line: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")] | None = None
+    """Line id for the ``<prefix>/<line>/anomaly`` topic (defaults to the stream's line)."""
+    model_dir: Path
+    """Model directory written by ``edge-app anomaly train``."""
+    roi: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)], Annotated[int, Field(ge=8)],
+               Annotated[int, Field(ge=8)]] | None = None
+    """x, y, w, h in frame pixels cut out before the model (absent: the model's own ROI on the whole frame)."""
+    every_n_frames: Annotated[int, Field(ge=1)] | None = 30
+    """Inspect every n-th frame of the stream (absent: only when triggered)."""
+    trigger_topic: str | None = None
+    """MQTT topic; a message on it makes the next frame of the stream be inspected."""
+    snapshot_dir: Path | None = None
+    """Where snapshots with overlays go (default ``<state_dir>/anomaly/<name>``)."""
+    save_snapshots: Literal["anomalous", "all", "none"] = "anomalous"
+
+    @model_validator(mode="after")
+    def _has_a_trigger(self) -> InspectionConfig:
+        if self.every_n_frames is None and self.trigger_topic is None:
+            raise ValueError("set every_n_frames or trigger_topic (or both)")
+        return self
+
+
 class AppConfig(StrictModel):
     site: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")] = "site-1"
     state_dir: Path = Path("state")
@@ -212,6 +240,8 @@ class AppConfig(StrictModel):
     iot_core: IotCoreConfig | None = None
     sitewise: SiteWiseConfig = SiteWiseConfig()
     dashboard: DashboardConfig = DashboardConfig()
+    inspections: list[InspectionConfig] = []
+    """Visual anomaly inspections (README, 'Visual anomaly inspection')."""
 
     @model_validator(mode="after")
     def _unique_stream_names(self) -> AppConfig:
@@ -219,6 +249,19 @@ class AppConfig(StrictModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"stream names must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+    @model_validator(mode="after")
+    def _inspections_name_streams(self) -> AppConfig:
+        streams = [s.name for s in self.streams]
+        for i, inspection in enumerate(self.inspections):
+            if inspection.stream not in streams:
+                raise ValueError(f"inspections.{i}.stream: unknown stream {inspection.stream!r} "
+                                 f"(streams: {', '.join(streams)})")
+        names = [i.name for i in self.inspections]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"inspection names must be unique, repeated: {', '.join(dupes)}")
         return self
 
     def resolve_paths(self, base: Path) -> AppConfig:
@@ -231,6 +274,9 @@ class AppConfig(StrictModel):
         self.model.path = fix(self.model.path)  # type: ignore[assignment]
         self.output.annotated_video_dir = fix(self.output.annotated_video_dir)
         self.output.record_detections = fix(self.output.record_detections)
+        for inspection in self.inspections:
+            inspection.model_dir = fix(inspection.model_dir)  # type: ignore[assignment]
+            inspection.snapshot_dir = fix(inspection.snapshot_dir) or self.state_dir / "anomaly" / inspection.name
         for stream in self.streams:
             if "://" not in stream.uri and not _is_device(stream.uri):
                 stream.uri = str(fix(Path(stream.uri)))
