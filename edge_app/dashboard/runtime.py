@@ -19,6 +19,7 @@ start-up instead of a traceback in a background thread.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -106,7 +107,8 @@ class DashboardServer:
         try:
             self.socket = socket.create_server((host, port), family=family)
         except OSError as exc:
-            raise EdgeAppError(f"--dashboard {port}: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise EdgeAppError(f"--dashboard {port}: cannot listen on {host}:{port} ({reason})") from None
         self.host = host
         self.port = int(self.socket.getsockname()[1])
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
