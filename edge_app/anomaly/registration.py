@@ -6,9 +6,10 @@ correlation, it ignores brightness gain and offset, which is what a fixed camera
 
 * Euclidean (shift + rotation) or affine motion, estimated on a downscaled pyramid (coarse level first, the
   result seeds the next finer level with its translation doubled), on the grey ROI.
-* ECC raises when it does not converge; a result that moves more than ``max_shift`` (fraction of the ROI) or
-  rotates more than ``max_rotation_deg`` is implausible for a fixed camera. Both fall back to the identity
-  warp and are *counted*, so the model card and benchmark can say how often it happened.
+* ECC raises when it does not converge; a result that moves more than ``max_shift`` (fraction of the ROI),
+  rotates more than ``max_rotation_deg`` or ends with a correlation below ``min_correlation`` (the image does not
+  look like the reference: random textures, a different part) is implausible for a fixed camera. Both fall
+  back to the identity warp and are *counted*, so the model card and benchmark can say how often it happened.
 
 Warp convention (OpenCV's): ``aligned(x) = image(W x)``, i.e. ``cv2.warpAffine(image, W, ..., WARP_INVERSE_MAP)``;
 an anomaly map in reference coordinates goes back to the image with the forward warp.
@@ -67,6 +68,8 @@ class Registrar:
     epsilon: float = 1e-4
     max_shift: float = 0.1
     max_rotation_deg: float = 10.0
+    min_correlation: float = 0.5
+    """ECC's final correlation coefficient below this means the image does not look like the reference."""
     stats: RegistrationStats = field(default_factory=RegistrationStats)
     _templates: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
@@ -83,11 +86,12 @@ class Registrar:
         warp = identity_warp()
         criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, self.iterations, self.epsilon)
         prev = None
+        correlation = 0.0
         try:
             for factor in self.levels:
                 if prev is not None:
                     warp[:, 2] *= prev / factor
-                _, warp = cv2.findTransformECC(self._templates[factor], _downscale(img, factor), warp,
+                correlation, warp = cv2.findTransformECC(self._templates[factor], _downscale(img, factor), warp,
                                                _MOTION[self.motion], criteria, None, 3)
                 prev = factor
         except cv2.error:
@@ -95,7 +99,7 @@ class Registrar:
             return Alignment(identity_warp(), False)
         warp = warp.astype(np.float32)
         warp[:, 2] *= prev or 1
-        if not self._plausible(warp, image.shape[1]):
+        if correlation < self.min_correlation or not self._plausible(warp, image.shape[1]):
             self.stats.implausible += 1
             return Alignment(identity_warp(), False)
         return Alignment(warp, True)
