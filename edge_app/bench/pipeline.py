@@ -75,7 +75,7 @@ def run_pipeline(video: Path, detector: object, n_streams: int, frames: int, bat
     snap = pipeline.metrics.snapshot()
     p95 = max((s["latency_ms"]["p95"] or 0.0) for s in snap["streams"].values())
     return {"fps": done / elapsed, "frames": done, "seconds": elapsed, "cpu_ms_per_frame": 1000 * cpu / done,
-            "mean_batch": snap["mean_batch_size"],
+            "mean_batch": snap["mean_batch_size"], "inference_busy": pipeline.metrics.inference_busy(),
             "latency_ms_p95": p95}
 
 
@@ -241,17 +241,19 @@ def bench_pipeline(
             row["bare_cpu_ms"] = min(row["bare_cpu_ms"], bare["cpu_ms_per_frame"])
             if pipe["fps"] > row["pipeline_fps"]:
                 row.update(pipeline_fps=pipe["fps"], mean_batch=pipe["mean_batch"],
-                           latency_ms_p95=pipe["latency_ms_p95"], frames=pipe["frames"])
+                           inference_busy=pipe["inference_busy"], latency_ms_p95=pipe["latency_ms_p95"],
+                           frames=pipe["frames"])
             row["bare_fps"] = max(row["bare_fps"], bare["fps"])
-            console.print(f"  round {round_no + 1}, {n} stream(s): pipeline {pipe['fps']:.1f} fps, "
-                          f"bare session {bare['fps']:.1f} fps")
+            console.print(f"  round {round_no + 1}, {n} stream(s): pipeline {pipe['fps']:.1f} fps (inference busy "
+                          f"{pipe['inference_busy']:.0%}), bare session {bare['fps']:.1f} fps")
     mxnet_round()
     mxnet_fps = max(mxnet_runs)
     rows = [best[n] for n in counts]
 
     table = Table(title=f"bench pipeline (batch {batch}, {width}x{height} video, same network everywhere)")
     for col in ("streams", "pipeline fps", "bare session fps", "MXNet loop fps", "pipeline / bare",
-                "pipeline / MXNet", "mean batch", "latency p95 ms", "CPU ms/frame pipeline", "CPU ms/frame bare"):
+                "pipeline / MXNet", "mean batch", "inference busy", "latency p95 ms", "CPU ms/frame pipeline",
+                "CPU ms/frame bare"):
         table.add_column(col, justify="right")
     for r in rows:
         r["mxnet_fps"] = mxnet_fps
@@ -259,6 +261,7 @@ def bench_pipeline(
         r["over_mxnet"] = r["pipeline_fps"] / mxnet_fps
         table.add_row(str(r["streams"]), f"{r['pipeline_fps']:.1f}", f"{r['bare_fps']:.1f}", f"{mxnet_fps:.1f}",
                       f"{100 * r['of_ceiling']:.0f} %", f"{r['over_mxnet']:.2f}x", str(r["mean_batch"]),
+                      f"{100 * r['inference_busy']:.0f} %",
                       f"{r['latency_ms_p95']:.0f}", f"{r['pipeline_cpu_ms']:.1f}", f"{r['bare_cpu_ms']:.1f}")
     console.print(table)
     worst_ceiling = min(r["of_ceiling"] for r in rows)

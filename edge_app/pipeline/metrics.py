@@ -122,12 +122,31 @@ class PipelineMetrics:
         self.inference_per_frame = LatencyWindow()
         self._batch_sizes: deque[int] = deque(maxlen=2048)
         self._lock = threading.Lock()
+        self.started = time.monotonic()
+        self.busy_s = 0.0
+        """Seconds the inference worker(s) spent inside the detector."""
+
+    def mark_start(self) -> None:
+        """Start the clocks of the rates and the busy fraction (when the pipeline starts, not when built)."""
+        self.started = time.monotonic()
+        for stream in self.streams.values():
+            stream.started = self.started
 
     def record_batch(self, size: int, seconds: float) -> None:
         self.inference.add(seconds)
         self.inference_per_frame.add(seconds / max(size, 1))
         with self._lock:
             self._batch_sizes.append(size)
+            self.busy_s += seconds
+
+    def inference_busy(self, now: float | None = None) -> float:
+        """Fraction of the time since start that inference was running (per worker on average).
+
+        Near 1: the detector is the bottleneck, as it should be. Well below 1 while frames are being
+        dropped or files are slow: the feeding (decoding, preprocessing) cannot keep the detector busy.
+        """
+        elapsed = (time.monotonic() if now is None else now) - self.started
+        return min(1.0, self.busy_s / elapsed) if elapsed > 0 else 0.0
 
     def mean_batch_size(self) -> float | None:
         with self._lock:
@@ -138,5 +157,6 @@ class PipelineMetrics:
         return {
             "streams": {name: m.snapshot() for name, m in self.streams.items()},
             "inference_latency_ms": {"p50": p50, "p95": p95},
+            "inference_busy": round(self.inference_busy(), 3),
             "mean_batch_size": self.mean_batch_size(),
         }

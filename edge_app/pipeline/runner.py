@@ -123,6 +123,7 @@ class Pipeline:
             raise RuntimeError("pipeline already started")
         self._started = True
         single_threaded_opencv()
+        self.metrics.mark_start()
         for thread in [*self._post.values(), *self._workers, *self._decoders]:
             thread.start()
 
