@@ -22,6 +22,7 @@ background thread with the application's IAM role.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -33,6 +34,8 @@ import numpy as np
 from edge_app.collect.collector import FrameCollector
 from edge_app.collect.spool import Spool
 from edge_app.collect.uploader import Uploader
+
+log = logging.getLogger(__name__)
 
 KEYS = ("collect_mode", "collect_every_s", "collect_bucket", "collect_prefix", "collect_rois")
 
@@ -95,7 +98,10 @@ class PanoramaCollectHook:
             collector = FrameCollector(self.spool, stream=name, prefix=self.prefix, every_s=self.every_s,
                                        roi=self.rois.get(name), camera={"source": "panorama"})
             self.collectors[name] = collector
-        collector.offer(image, _seconds(time_stamp))
+        try:
+            collector.offer(image, _seconds(time_stamp))
+        except Exception:  # collection must never stop the counting loop (disk full, bad frame...)
+            log.exception("collect: frame of %s not collected", name)
 
     def close(self) -> None:
         self.stop.set()

@@ -51,6 +51,9 @@ class Application(panoramasdk.node):
         log.info("parameters: %s", self.settings.model_dump())
         self.counting = NodeCounting(self.settings, panorama_dir("storage"))
         self.frames = 0
+        from edge_app.collect.panorama_hook import PanoramaCollectHook  # collection mode (EDGE_APP_COLLECT_MODE)
+
+        self.collect = PanoramaCollectHook.create(panorama_dir("storage"))
 
     def process_streams(self) -> bool:
         """One frame from every camera; False when there are none (only a local run's files end)."""
@@ -66,6 +69,8 @@ class Application(panoramasdk.node):
 
     def process_media(self, stream: Any) -> None:
         image = stream.image
+        if self.collect is not None:
+            self.collect.offer(stream.stream_id, image, getattr(stream, "time_stamp", 0.0))
         outputs = self.call({"data": self.counting.model_input(image)}, MODEL_NODE)
         if outputs is None:
             log.warning("model node returned no result for stream %s", stream.stream_id)
@@ -130,6 +135,8 @@ def main() -> Application | None:
         log.exception("processing loop failed")
         raise
     finally:
+        if app.collect is not None:
+            app.collect.close()
         app.counting.close(ended=ended)
         log.info("tray counter node stopped after %d frames: %s", app.frames, app.counting.summary())
     return app
