@@ -84,7 +84,7 @@ const RoiEditor = (() => {
     const img = new Image();
     img.onload = () => {
       image = img;
-      scale = Math.min(1, 960 / img.width);
+      scale = Math.min(960 / img.width, 600 / img.height);  // small frames are enlarged for precise clicks
       canvas().width = Math.round(img.width * scale); canvas().height = Math.round(img.height * scale);
       const current = body.points || [[0, 0], [img.width, 0], [img.width, img.height], [0, img.height]];
       saved = current.map(p => [p[0], p[1]]); points = saved.map(p => p.slice());
