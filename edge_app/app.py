@@ -37,6 +37,8 @@ from edge_app.summary import StreamSummary, attach_truth, format_table
 log = logging.getLogger("edge_app")
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+STOP_GRACE_S = 15.0
+"""After SIGINT/SIGTERM, how long the app waits for its threads before saving states and exiting anyway."""
 UNTRAINED_BANNER = (
     "THIS RUN USES AN UNTRAINED MODEL ({version}): detections are random and the counts are meaningless. "
     "Train one with `make model` (or wait for models/tray_detector.onnx) for real counts."
@@ -102,6 +104,7 @@ class EdgeApp:
         self.pipeline: Pipeline | None = None
         self.model_version = "unknown"
         self._stop_requested = threading.Event()
+        self._stop_deadline: float | None = None
 
     # -- building blocks --------------------------------------------------------------------------
     def _detector(self) -> Any:
@@ -170,6 +173,8 @@ class EdgeApp:
             log.info("stopping%s: finishing frames in flight and saving counter states", f" ({reason})" if reason
                      else "")
         self._stop_requested.set()
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + STOP_GRACE_S
         if self.pipeline is not None:
             self.pipeline.stop()
 
@@ -241,7 +246,7 @@ class EdgeApp:
             heartbeat.start()
             error: BaseException | None = None
             try:
-                self.pipeline.join()
+                self._wait_for_pipeline()
             except BaseException as exc:  # noqa: BLE001 - states are still saved below, then re-raised
                 error = exc
             finally:
@@ -251,6 +256,20 @@ class EdgeApp:
             if error is not None:
                 raise error
             return self._summaries(processors, start_counts, sources)
+
+    def _wait_for_pipeline(self) -> None:
+        """Until every thread ends, or - after a stop request - at most `STOP_GRACE_S` seconds.
+
+        A camera read that hangs past its own watchdog must not keep the process from saving the counter
+        states and exiting: after the grace period the remaining (daemon) threads are abandoned.
+        """
+        assert self.pipeline is not None
+        while not self.pipeline.join(timeout=0.5):
+            if self._stop_deadline is not None and time.monotonic() > self._stop_deadline:
+                stuck = [t.name for t in self.pipeline.threads if t.is_alive()]
+                log.warning("shutdown: threads still running after %.0f s, abandoned: %s", STOP_GRACE_S,
+                            ", ".join(stuck))
+                return
 
     def _fps_reader(self, stream: str) -> Any:
         def fps() -> float:
