@@ -43,7 +43,7 @@ def test_collect_spool_only(tmp_path: Path) -> None:
 def test_label_setup_dry_run_prints_the_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")
-    settings = yaml.safe_load(REPO / "configs" / "flywheel.yaml".read_text())
+    settings = yaml.safe_load((REPO / "configs" / "flywheel.yaml").read_text())
     path = tmp_path / "flywheel.yaml"
     path.write_text(yaml.safe_dump(settings))
     with mock_aws():
