@@ -52,6 +52,8 @@ FALLBACK = {
     "iot_core.key": "Device private key PEM.",
     "iot_core.client_id": "Thing name / MQTT client id.",
     "iot_core.keepalive": "Seconds between keep-alive pings.",
+    "inspections[].name": "Unique inspection name (snapshots, logs).",
+    "inspections[].save_snapshots": "Which inspected frames are saved as snapshots with overlays.",
 }
 
 
