@@ -214,6 +214,29 @@ def test_openapi_documents_every_endpoint_with_models(client: TestClient) -> Non
     assert lines_schema["items"]["$ref"].endswith("/LineStatus")
 
 
+def test_history_is_bounded_ends_at_the_current_count_and_merges_cameras() -> None:
+    from edge_app.dashboard.history import CountHistory, downsample, merge
+
+    history = CountHistory(keep_s=100.0, sample_every_s=2.0)
+    for i in range(1000):  # 10 updates a second for 100 s, one tray a second
+        history.add(1000.0 + i / 10, i // 10, 0)
+    times = [p[0] for p in history.points]
+    assert len(times) <= 100 / 2 + 2 and times[-1] == 1000.0 + 99.9 and history.points[-1][1] == 99
+    assert all(b - a >= 2.0 - 1e-9 for a, b in zip(times[:-2], times[1:-1], strict=True))
+    assert history.rate_per_hour(1100.0) == pytest.approx(3600, rel=0.02)
+    assert CountHistory().rate_per_hour(0.0) is None
+    short = CountHistory()
+    short.add(0.0, 0, 0)
+    short.add(5.0, 3, 0)
+    assert short.rate_per_hour(5.0) is None  # 5 s of data would extrapolate 3 trays into 2160/h
+
+    merged = merge([[(0.0, 1, 0), (10.0, 5, 5)], [(5.0, 2, 0)]])
+    assert merged == [(0.0, 1, 0), (5.0, 3, 0), (10.0, 7, 5)]
+    points = [(float(i), i, i) for i in range(2000)]
+    thinned = downsample(points, 100)
+    assert len(thinned) <= 100 and thinned[0] == points[0] and thinned[-1] == points[-1]
+
+
 # -- ROI editor ---------------------------------------------------------------------------------------
 def test_roi_save_writes_the_config_keeps_a_backup_and_applies_live(client: TestClient, config_path: Path,
                                                                      applied: ApplyRecorder) -> None:

@@ -33,8 +33,8 @@ class CountHistory:
         self.points: deque[tuple[float, int, int]] = deque()
 
     def add(self, t: float, total: int, global_count: int) -> None:
-        if len(self.points) >= 2 and t - self.points[-2][0] < self.sample_every_s:
-            self.points[-1] = (t, total, global_count)  # keep the series' end current without growing it
+        if len(self.points) >= 2 and self.points[-1][0] - self.points[-2][0] < self.sample_every_s:
+            self.points[-1] = (t, total, global_count)  # the last point moves on until it is a full step old
         else:
             self.points.append((t, total, global_count))
         while self.points and self.points[0][0] < t - self.keep_s:
