@@ -1,7 +1,7 @@
 """Shared material for the anomaly tests: a small sim dataset and a model trained on it, cached on disk.
 
 The cache key is a hash of the anomaly code and the part renderer, so a code change retrains instead of
-testing a stale model. Training uses 20 normal carrier images at 128x128 (a few seconds).
+testing a stale model. Training uses 20 normal carrier images at 256x256 (about ten seconds, once).
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from conftest import CACHE, REPO
 from edge_app.anomaly.train import TrainOptions, train_model
 from sim.anomaly_parts import write_dataset
 
-TEST_SIZE = 128
+TEST_SIZE = 256
 
 
 def _code_hash() -> str:
     digest = hashlib.sha256()
-    for path in sorted((REPO / "edge_app" / "anomaly").glob("*.py")) + [REPO / "sim" / "anomaly_parts.py"]:
+    sources = [REPO / "sim" / "anomaly_parts.py", Path(__file__)]
+    for path in sorted((REPO / "edge_app" / "anomaly").glob("*.py")) + sources:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
