@@ -24,3 +24,7 @@ app.command("outbox")(outbox)
 from edge_app.bench.capacity import bench_capacity  # noqa: E402
 
 app.command("capacity")(bench_capacity)
+
+from edge_app.bench.anomaly import bench_anomaly  # noqa: E402
+
+app.command("anomaly")(bench_anomaly)
