@@ -108,8 +108,10 @@ def test_spool_recovers_from_crash_leftovers(tmp_path: Path) -> None:
     # crash between "sidecar moved to done/" and "JPEG deleted"
     (spool.done_dir / "a.json").write_bytes(item.sidecar.read_bytes())
     item.sidecar.unlink()
+    d = spool.put("d", b"jpeg-d", {"s3_key": "p/d.jpg"})
+    (spool.done_dir / "d.json").write_bytes(d.sidecar.read_bytes())  # crash after the journal record
     removed = Spool(tmp_path / "s").recovered
-    assert sorted(removed) == [".x.jpg.123.tmp", "a.jpg", "c.jpg"]
+    assert sorted(removed) == [".x.jpg.123.tmp", "a.jpg", "c.jpg", "d.jpg", "d.json"]
     assert [i.name for i in spool.pending()] == ["b"]
 
 

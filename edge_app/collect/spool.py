@@ -4,13 +4,14 @@ Layout under ``root``::
 
     pending/<name>.jpg     the frame (JPEG bytes)
     pending/<name>.json    its sidecar: metadata + the S3 key + the JPEG's sha256 (the *commit* record)
-    done/<name>.json       the sidecar moved here once both objects are in S3 (the journal of uploads)
+    done/<name>.json       the sidecar (+ upload time, URI) once both objects are in S3 (the journal of uploads)
 
 Why this order: every file is written to a temp name, fsynced and renamed, and the sidecar is written *after*
 the JPEG, so an item exists (is listed by `pending`) only when both are complete; a crash in the middle leaves
 a JPEG without a sidecar, which `recover` removes (that frame was never acknowledged to anyone). Marking an
-item uploaded moves its sidecar into ``done/`` (one atomic rename) and only then deletes the JPEG, so a crash
-between the two leaves a JPEG whose sidecar is in ``done/``: `recover` deletes it too, it is not uploaded again.
+item uploaded writes its journal record into ``done/`` first and only then deletes the pending sidecar and
+JPEG, so a crash between the two leaves pending files whose record is in ``done/``: `recover` deletes them,
+they are not uploaded again.
 
 The uploader decides what to upload from ``pending/`` alone, and checks S3 for the object (by the sha256 in
 its metadata) before every upload, so the crash window between "S3 has it" and "done/ has it" does not cause
@@ -78,6 +79,10 @@ class Spool:
     def recover(self) -> list[str]:
         """Remove what a crash can leave: temp files, JPEGs without a pending sidecar. Returns removed names."""
         removed = []
+        for side in list(self.pending_dir.glob("*.json")):
+            if (self.done_dir / side.name).exists():  # crash while marking it uploaded: finish that
+                side.unlink(missing_ok=True)
+                removed.append(side.name)
         for path in self.pending_dir.iterdir():
             if path.name.startswith(".") and path.name.endswith(".tmp"):
                 path.unlink(missing_ok=True)
@@ -116,11 +121,15 @@ class Spool:
         return items
 
     def mark_uploaded(self, item: SpoolItem, extra: dict | None = None) -> None:
-        """Journal the upload (sidecar -> done/, with ``extra`` such as the upload time), then drop the JPEG."""
+        """Journal the upload in ``done/`` (sidecar + ``extra`` such as the upload time), then drop both files.
+
+        The pending sidecar is never rewritten (its bytes are what S3 holds, and what the uploader's
+        ``sha256`` check compares), so a crash at any point here leads at worst to a skipped re-check.
+        """
         record = item.read_sidecar() | (extra or {})
-        atomic_write_bytes(item.sidecar, json.dumps(record, indent=1, sort_keys=True).encode())
-        os.replace(item.sidecar, self.done_dir / item.sidecar.name)
+        atomic_write_bytes(self.done_dir / item.sidecar.name, json.dumps(record, indent=1, sort_keys=True).encode())
         _fsync_dir(self.done_dir)
+        item.sidecar.unlink(missing_ok=True)
         item.image.unlink(missing_ok=True)
 
     def uploaded_names(self) -> list[str]:

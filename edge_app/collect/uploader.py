@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -77,8 +78,6 @@ class Uploader:
                             Config=self.config)
 
     def upload(self, item: SpoolItem, result: DrainResult) -> None:
-        import hashlib
-
         sidecar = item.read_sidecar()
         key = sidecar["s3_key"]
         side_sha = hashlib.sha256(item.sidecar.read_bytes()).hexdigest()
