@@ -34,15 +34,28 @@ def _collect_stream(stream: StreamConfig, spool: Spool, options: CollectOptions,
     from edge_app.sources import open_source
 
     with open_source(stream, max_frames=options.max_frames) as source:
+        done = threading.Event()
+
+        def watch() -> None:
+            # a live source can block waiting for a camera that is down: stop() ends its iteration from here
+            while not done.is_set():
+                if stop.wait(0.5):
+                    source.stop()
+                    return
+
+        threading.Thread(target=watch, daemon=True, name=f"collect-stop-{stream.name}").start()
         collector = FrameCollector(spool, stream=stream.name, line=stream.line_id, prefix=options.prefix,
                                    every_s=options.every_s, roi=stream.roi if options.mask else None,
                                    dup_threshold=options.dup_threshold, jpeg_quality=options.jpeg_quality,
                                    camera={"uri": uri_without_credentials(stream.uri)})
-        for frame in source:
-            if stop.is_set():
-                break
-            collector.camera["fps"] = source.fps  # a live camera reports it once connected
-            collector.offer(frame.image, frame.timestamp)
+        try:
+            for frame in source:
+                if stop.is_set():
+                    break
+                collector.camera["fps"] = source.fps  # a live camera reports it once connected
+                collector.offer(frame.image, frame.timestamp)
+        finally:
+            done.set()
         return collector.stats.as_dict()
 
 
