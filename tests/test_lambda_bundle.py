@@ -104,3 +104,15 @@ def test_handler_errors_are_clear(aws) -> None:
         handler({"manifest": f"s3://{BUCKET}/labels/nothing-here/"}, None)
     with pytest.raises(EdgeAppError, match="expected an s3:// URI"):
         handler({"manifest": "/tmp/output.manifest"}, None)
+
+
+def test_lambda_path_imports_no_heavy_libraries() -> None:
+    """The Lambda zip needs numpy, pydantic and PyYAML only (boto3 is in the runtime): no OpenCV, MXNet, ONNX."""
+    import subprocess
+    import sys
+
+    code = ("import sys, training.lambda_bundle as b; b.handler; "
+            "print(sorted(m for m in ('cv2', 'mxnet', 'gluoncv', 'onnx', 'onnxruntime', 'matplotlib') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
