@@ -116,3 +116,38 @@ def test_lambda_path_imports_no_heavy_libraries() -> None:
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_without_a_manifest_the_running_streaming_jobs_output_is_used(aws, tmp_path: Path) -> None:
+    """No 'manifest' in the event: DescribeLabelingJob; a streaming job still in progress has no
+    OutputDatasetS3Uri yet, so its manifests/output/ prefix is read (botocore Stubber for SageMaker)."""
+    from botocore.stub import Stubber
+
+    from training.flywheel.settings import parse_settings
+    from training.lambda_bundle import bundle
+
+    s3 = aws
+    lines = put_frames(s3, {"line-1": 4, "line-2": 2, "line-3": 2})
+    s3.put_object(Bucket=BUCKET, Key="labels/trays-stream/manifests/output/output.manifest",
+                  Body="".join(lines).encode())
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    stubber = Stubber(sagemaker)
+    request = {"SnsDataSource": {"SnsTopicArn": "arn:aws:sns:us-east-1:123456789012:edge-app-GroundTruth-input"}}
+    stubber.add_response("describe_labeling_job", {
+        "LabelingJobStatus": "InProgress", "LabelCounters": {"TotalLabeled": 8}, "CreationTime": "2026-11-23T08:00:00Z",
+        "LastModifiedTime": "2026-11-23T14:00:00Z", "JobReferenceCode": "ref", "LabelingJobName": "trays-stream",
+        "LabelingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:labeling-job/trays-stream",
+        "InputConfig": {"DataSource": request}, "OutputConfig": {"S3OutputPath": f"s3://{BUCKET}/labels/"},
+        "RoleArn": SETTINGS["labeling"]["role_arn"],
+        "HumanTaskConfig": {"WorkteamArn": SETTINGS["labeling"]["workteam_arn"],
+                            "UiConfig": {"UiTemplateS3Uri": f"s3://{BUCKET}/t.html"}, "TaskTitle": "t",
+                            "TaskDescription": "d", "NumberOfHumanWorkersPerDataObject": 1,
+                            "TaskTimeLimitInSeconds": 600}}, {"LabelingJobName": "trays-stream"})
+    stubber.add_response("create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:"
+                                                                   "training-job/tray-detector-x"})
+    with stubber:
+        result = bundle({"job_name": "tray-detector-x"}, parse_settings(SETTINGS, "test"), s3=s3, sagemaker=sagemaker,
+                        work_dir=tmp_path)
+    stubber.assert_no_pending_responses()
+    assert result["training_job_arn"].endswith("training-job/tray-detector-x")
+    assert result["manifest_summary"]["images"] == 8 and result["groups"]["test"] == ["line-3"]
