@@ -39,7 +39,7 @@ def bench_anomaly(
     from edge_app.anomaly.train import TrainOptions, train_from_images
     from edge_app.errors import EdgeAppError
 
-    console = Console()
+    console = Console(width=max(Console().width, 170))
     chosen = [p.strip() for p in parts.split(",") if p.strip()]
     if data is None:
         from sim.anomaly_parts import write_dataset
