@@ -50,7 +50,9 @@ class TrainOptions:
     neighbour_weight: float = 0.2
     """... with this weight relative to the cell's own samples."""
     jitter_px: float = 1.0
-    """Training images also enter shifted by this many pixels in 8 directions (0 = off)."""
+    """Training images also enter shifted by this many pixels in 8 directions (0 = off)..."""
+    jitter_below: int = 100
+    """... when there are fewer normal images than this (with more, their own variation suffices)."""
     smoothing_cells: float = 1.0
     """Gaussian sigma of the map smoothing, in grid cells (1 cell = ``patch`` pixels)."""
     folds: int = 5
@@ -133,7 +135,7 @@ def train_from_images(normal: list[np.ndarray], out: Path, *, anomalous: list[np
     acc = MomentAccumulator(feature_scale(feats), spec.grid, folds, options.neighbourhood, options.neighbour_weight)
     for i, image in enumerate(aligned):
         acc.add(feats[i:i + 1], int(fold_of[i]))
-        if options.jitter_px:
+        if options.jitter_px and len(normal) < options.jitter_below:
             acc.add(extract_features(to_batch(jittered(image, options.jitter_px)), spec), int(fold_of[i]))
     heldout = np.zeros(len(normal))
     for k in range(folds):
