@@ -15,6 +15,8 @@ import pytest
 
 from training.train import lr_at, run
 
+pytestmark = pytest.mark.slow  # ~20 s of CPU (MXNet build + 6 steps + ONNX export/FP16 + ORT), more under load
+
 
 def _tiny_dataset(root: Path, n: int, seed: int) -> Path:
     rng = np.random.default_rng(seed)
