@@ -140,3 +140,18 @@ def test_log_level_and_untrained_detection() -> None:
     setup_logging("warning")
     assert is_untrained("untrained-ssd_300_mobilenet0.25_custom-seed0")
     assert not is_untrained("tray-detector-2026-11-23")
+
+
+def test_the_readme_config_example_is_a_valid_config() -> None:
+    import re
+
+    import yaml
+
+    from edge_app.config import AppConfig
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("<!-- SECTION:config -->"):readme.index("<!-- /SECTION:config -->")]
+    example = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert example, "README's config section lost its YAML example"
+    config = AppConfig.model_validate(yaml.safe_load(example.group(1)))
+    assert config.model.batch_size == 4 and config.streams[0].roi is not None
