@@ -248,3 +248,17 @@ def test_a_failing_handler_stops_the_pipeline_and_raises() -> None:
     with pytest.raises(ValueError, match="bad frame"):
         pipeline.run()
     assert not any(t.is_alive() for t in pipeline.threads)
+
+
+def test_a_frame_that_cannot_be_prepared_is_skipped_not_fatal() -> None:
+    def prepare(frame: Frame) -> Frame:
+        if frame.index == 3:
+            raise ValueError("malformed image")
+        return frame
+
+    seen: list[int] = []
+    pipeline = Pipeline({"a": file_frames("a", 10)}, [CountingDetector()], {"a": lambda f, d: seen.append(f.index)},
+                        prepare={"a": prepare})
+    pipeline.run()
+    assert seen == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+    assert pipeline.ended_by_itself("a")

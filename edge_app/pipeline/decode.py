@@ -51,19 +51,32 @@ class DecodeThread(threading.Thread):
         self.preprocess = preprocess
         self.on_error = on_error
         self.exhausted = False
+        self.skipped = 0
+        """Frames that could not be prepared (e.g. a malformed image): skipped and counted, never fatal."""
         """True when the source ended by itself (end of file, ``max_frames``), not by a stop request."""
+
+    def _job(self, frame: Frame) -> Job:
+        if self.prepare is not None:
+            frame = self.prepare(frame)
+        job = Job(frame, time.monotonic())
+        if self.preprocess is not None:
+            job.tensor = self.preprocess(frame.image)
+        self.metrics.frame_in()
+        return job
 
     def run(self) -> None:
         try:
             for frame in self.source:
                 if self.stop_event.is_set():
                     break
-                if self.prepare is not None:
-                    frame = self.prepare(frame)
-                self.metrics.frame_in()
-                job = Job(frame, time.monotonic())
-                if self.preprocess is not None:
-                    job.tensor = self.preprocess(frame.image)
+                try:
+                    job = self._job(frame)
+                except Exception as exc:  # noqa: BLE001 - one bad frame is skipped, never fatal
+                    self.skipped += 1
+                    if self.skipped == 1 or self.skipped % 100 == 0:
+                        log.warning("stream %s: frame %d skipped (%s); %d skipped so far", self.metrics.name,
+                                    frame.index, exc, self.skipped)
+                    continue
                 try:
                     self.queue.put(job, block=not frame.live)
                 except QueueClosed:
