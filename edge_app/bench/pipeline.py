@@ -196,7 +196,7 @@ def bench_pipeline(
     from edge_app.detectors.onnx_detector import OrtDetector
     from edge_app.pipeline.split import prepared
 
-    console = Console(width=170)  # wide enough for the tables in logs and pipes too
+    console = Console(width=200)  # wide enough for the tables in logs and pipes too
     counts = [1, 2] if short else [int(s) for s in streams.split(",") if s.strip()]
     frames = min(frames, 30) if short else frames
     mxnet_frames = min(frames, 60)
