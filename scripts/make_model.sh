@@ -16,13 +16,13 @@ cd "$(dirname "$0")/.."
 APP=.venv/bin/edge-app
 PY=.venv/bin/python
 BUILD=${BUILD:-data/model_build}
-BUDGET_MIN=${BUDGET_MIN:-40}
+BUDGET_MIN=${BUDGET_MIN:-45}
 SEEDS=${SEEDS:-"11 12"}
 SAMPLE_EVERY=${SAMPLE_EVERY:-6}
 NICE=${NICE:-5}
 OUT=${OUT:-models}
 EPOCHS=${EPOCHS:-200}
-ITERS_PER_EPOCH=${ITERS_PER_EPOCH:-60}
+ITERS_PER_EPOCH=${ITERS_PER_EPOCH:-80}
 START=$(date +%s)
 
 if [ "${REUSE_DATA:-0}" = 1 ] && [ -f "$BUILD/split/split.json" ]; then
