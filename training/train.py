@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-every", type=int, default=1, help="validate every N epochs")
     p.add_argument("--max-val-images", type=int, default=0, help="0 = all")
     p.add_argument("--resume", type=str2bool, default=True, help="continue from the checkpoint if present")
+    p.add_argument("--init-params", default="", help="start from these weights (same arch/classes/anchors), e.g. "
+                   "to fine-tune the shipped model on a new line; the run's state (epochs, best mAP) starts fresh")
     p.add_argument("--export-onnx", type=str2bool, default=True)
     p.add_argument("--model-name", default="tray_detector")
     p.add_argument("--model-version", default="")
@@ -274,6 +276,9 @@ def run(argv: list[str] | None = None) -> dict:
     ratios = ratios_from_boxes(np.array(aspects))
     net, anchor_cfg = build_net(args.arch, classes, size, sizes=sizes, ratios=ratios)
     log.info("%s, classes %s, anchors %s", args.arch, classes, anchor_cfg)
+    if args.init_params:
+        net.load_parameters(args.init_params)
+        log.info("initial weights from %s", args.init_params)
 
     iters_per_epoch = args.iters_per_epoch or max(1, len(train_samples) // args.batch_size)
     total_iters = iters_per_epoch * args.epochs
