@@ -231,6 +231,15 @@ class EdgeApp:
 
                 handlers = attach_dashboard(self.dashboard, cfg, processors, publisher,
                                             lambda: self.health(detector, sources), stack)
+            if cfg.inspections:  # visual anomaly inspection of the same frames (issue 8)
+                from edge_app.anomaly.inspector import AnomalyInspector
+                from edge_app.inspection import TriggerListener, wrap_handlers
+
+                inspectors = AnomalyInspector.from_app_config(cfg)
+                handlers = wrap_handlers(handlers, inspectors, publisher)
+                triggers = TriggerListener(cfg, inspectors)
+                triggers.start()
+                stack.callback(triggers.stop)
             self.pipeline = Pipeline(
                 sources, [detector], handlers,
                 max_batch=max(1, min(cfg.model.batch_size, int(getattr(detector, "max_batch", 1)))),
