@@ -6,23 +6,12 @@ import os
 from pathlib import Path
 from typing import IO
 
+from edge_app.fileio import atomic_write_bytes, atomic_write_text  # noqa: F401 - re-exported
+
 
 def fsync_path(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 class AtomicTextFile:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_app.fileio import atomic_write_text
 from sim.error_model import ErrorModel, TrayDetectorSim
 
 Range = tuple[float, float]
@@ -291,15 +292,6 @@ def preset(line: str) -> LineSpec:
     return LINE_PRESETS[line]
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def write_detections(scenario: Scenario, out: Path) -> dict:
     """Write ``detections.jsonl`` (replay format), ``truth.json`` and ``counting.yaml`` into ``out``.
 
@@ -329,7 +321,7 @@ def write_detections(scenario: Scenario, out: Path) -> dict:
         os.fsync(f.fileno())
     os.replace(tmp, jsonl)
     truth = run.truth
-    _atomic_write_text(out / "truth.json", json.dumps(truth, indent=1) + "\n")
+    atomic_write_text(out / "truth.json", json.dumps(truth, indent=1) + "\n")
     config = {
         "model": {"path": "model.onnx", "score_threshold": 0.5, "class_names": ["tray"]},
         "streams": [{"name": spec.line, "uri": f"sim://{spec.line}", "line": spec.line,
@@ -338,6 +330,6 @@ def write_detections(scenario: Scenario, out: Path) -> dict:
     }
     header = (f"# Counting config for the simulated stream {spec.line} (seed {scenario.seed}).\n"
               f"# edge-app count --detections {jsonl} --config {out / 'counting.yaml'}\n")
-    _atomic_write_text(out / "counting.yaml", header + yaml.safe_dump(config, sort_keys=False))
+    atomic_write_text(out / "counting.yaml", header + yaml.safe_dump(config, sort_keys=False))
     return {"frames": frames, "bins": len(truth["bins"]), "total_trays": truth["total_trays"],
             "detections": str(jsonl)}

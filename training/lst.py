@@ -18,7 +18,6 @@ so a negative is written with one placeholder object of class ``-1`` (``-1 0 0 0
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_app.errors import EdgeAppError
+from edge_app.fileio import atomic_write_text  # noqa: F401 - re-exported (training modules)
 from training.manifest import Entry
 from training.s3cache import is_s3_uri, split_s3_uri
 
@@ -83,19 +83,6 @@ def write_lst(entries: Iterable[Entry], out: Path) -> int:
     lines = [format_line(i, e, image_path_for_lst(e.source_ref, out.parent)) for i, e in enumerate(entries)]
     atomic_write_text(out, "".join(line + "\n" for line in lines))
     return len(lines)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Temp file in the same folder, fsync, rename: a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; these are ordinary shared data files
-    os.replace(tmp, path)
 
 
 def parse_line(line: str, where: str) -> LstRecord:

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+from edge_app.fileio import atomic_write_bytes  # noqa: F401 - re-exported (trt_detector)
+
 DEFAULT_INPUT_SIZES = {"ssd": (300, 300), "yolo3": (416, 416)}
 
 
@@ -79,16 +81,3 @@ def export_gluoncv_detector(model_name: str, out_path: str | Path, *, classes: S
     return out_path
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write temp file + fsync + rename, so readers never see a half-written model or engine."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
