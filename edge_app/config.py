@@ -48,6 +48,12 @@ class CounterParams(StrictModel):
     """A bin's count must still be seen this close to the swap (0: plain max of the smoothed count)."""
     min_support: Annotated[int, Field(ge=1)] = 5
     """Raw frames of a bin that must show a tray count for it to be the bin's count."""
+    min_support_s: Annotated[float, Field(ge=0.0)] = 0.5
+    """Seconds of raw frames (frame count times frame interval) that must show a tray count for it to be
+    the bin's count (``min_support`` is the same in frames; both must hold)."""
+    min_span_s: Annotated[float, Field(ge=0.0)] = 1.0
+    """Seconds from the first to the last raw frame of a bin showing a tray count for it to be the bin's
+    count: a real tray stays until the swap, most false positives are bursts shorter than that."""
     count_interval_s: Annotated[float, Field(gt=0)] = 1.0
     """How often a `count` event is emitted, in seconds of stream time."""
 

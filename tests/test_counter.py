@@ -303,3 +303,36 @@ def test_snapshot_restore_at_any_frame_continues_identically(fills, noise, seed,
     assert (second.global_count, second.bins, second.bin_id) == (whole.global_count, whole.bins, whole.bin_id)
     ids = [e.bin_id for e in events if isinstance(e, BinCompleted)]
     assert ids == sorted(set(ids))  # never re-emits a completed bin id
+
+
+def test_short_false_positive_just_before_the_swap_is_not_the_bins_count() -> None:
+    """A 0.9 s false positive (+1) ending 1.1 s before the next bin slides in: long enough for the
+    smoothed count and the frame support, too short a span for a real tray (which stays until the swap)."""
+    counts, spans = line_counts([Fill(24), Fill(18)])
+    end = spans[0][1]
+    counts[end - 20:end - 11] += 1
+    without_span = robust(CounterParams(min_span_s=0.0, min_support_s=0.0))
+    run(without_span, counts)
+    assert without_span.bins == [25, 18]  # the rule before the time tests counted it
+    counter = robust()
+    run(counter, counts)
+    assert counter.bins == [24, 18]
+
+
+def test_restore_from_a_snapshot_without_the_newer_level_fields() -> None:
+    """Snapshots written before ``first_seen`` / ``support_s`` existed still restore and keep counting."""
+    counts, _ = line_counts([Fill(12), Fill(9)])
+    whole = robust()
+    run(whole, counts)
+    first = robust()
+    cut = len(counts) // 4  # in the middle of the first bin
+    for i in range(cut):
+        first.update(i, i / FPS, int(counts[i]))
+    snapshot = json.loads(json.dumps(first.snapshot()))
+    for key in ("first_seen", "support_s"):
+        del snapshot["state"][key]
+    second = BinCounter.restore("cam-1", "line-1", CounterParams(), snapshot)
+    for i in range(cut, len(counts)):
+        second.update(i, i / FPS, int(counts[i]))
+    second.finish()
+    assert second.bins == whole.bins == [12, 9]
