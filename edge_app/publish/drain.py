@@ -191,3 +191,23 @@ class OutboxDrainer:
             self.acked_total += len(acked)
             self._acked = []
             self._last_delete = now
+
+
+class DrainedTransport:
+    """What every transport (paho MQTT, AWS IoT Core) exposes to the publisher facade around its drainer.
+
+    Subclasses set ``self.drainer`` (an `OutboxDrainer`) and ``self._online`` (set once the outbox may flow).
+    """
+
+    drainer: OutboxDrainer
+    _online: threading.Event
+
+    def wake(self) -> None:
+        self.drainer.wake()
+
+    def offer(self, rows: list[QueuedMessage]) -> None:
+        """Just-committed rows: sent at once when caught up, else left to the drainer (`OutboxDrainer.offer`)."""
+        self.drainer.offer(rows)
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._online.wait(timeout)

@@ -23,13 +23,13 @@ from awsiot import mqtt_connection_builder
 
 from edge_app.config import AppConfig
 from edge_app.publish.certs import check_tls_files
-from edge_app.publish.drain import OutboxDrainer
+from edge_app.publish.drain import DrainedTransport, OutboxDrainer
 from edge_app.publish.outbox import Outbox, QueuedMessage
 
 log = logging.getLogger(__name__)
 
 
-class IotCorePublisher:
+class IotCorePublisher(DrainedTransport):
     name = "iot_core"
 
     def __init__(self, cfg: AppConfig, outbox: Outbox) -> None:
@@ -65,16 +65,6 @@ class IotCorePublisher:
     def start(self) -> None:
         self.drainer.start()
         self._connector.start()
-
-    def wake(self) -> None:
-        self.drainer.wake()
-
-    def offer(self, rows: list[QueuedMessage]) -> None:
-        """Just-committed rows: sent at once when caught up, else left to the drainer (`OutboxDrainer.offer`)."""
-        self.drainer.offer(rows)
-
-    def wait_connected(self, timeout: float) -> bool:
-        return self._online.wait(timeout)
 
     def stop(self, timeout: float = 5.0) -> bool:
         self._stopping.set()

@@ -22,13 +22,13 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from edge_app.config import AppConfig
 from edge_app.publish.certs import check_tls_files
-from edge_app.publish.drain import OutboxDrainer
+from edge_app.publish.drain import DrainedTransport, OutboxDrainer
 from edge_app.publish.outbox import Outbox, QueuedMessage
 
 log = logging.getLogger(__name__)
 
 
-class MqttPublisher:
+class MqttPublisher(DrainedTransport):
     name = "mqtt"
 
     def __init__(self, cfg: AppConfig, outbox: Outbox) -> None:
@@ -76,16 +76,6 @@ class MqttPublisher:
         self.client.connect_async(self.mqtt.host, self.mqtt.port, keepalive=self.mqtt.keepalive)
         self.client.loop_start()
         self.drainer.start()
-
-    def wake(self) -> None:
-        self.drainer.wake()
-
-    def offer(self, rows: list[QueuedMessage]) -> None:
-        """Just-committed rows: sent at once when caught up, else left to the drainer (`OutboxDrainer.offer`)."""
-        self.drainer.offer(rows)
-
-    def wait_connected(self, timeout: float) -> bool:
-        return self._online.wait(timeout)
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Flush what can be flushed within ``timeout``, publish ``offline``, disconnect. True if all sent."""
