@@ -22,7 +22,7 @@ from edge_app.detections import Detections
 from edge_app.detectors.decode import decode_batch, outputs_to_rows
 from edge_app.detectors.model_file import ModelSpec, inspect_model, load_onnx
 from edge_app.detectors.nms import NmsParams
-from edge_app.detectors.preprocess import Preprocessor
+from edge_app.detectors.preprocess import PerThreadPreprocessing
 from edge_app.errors import EdgeAppError
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def make_session(model, optimization: Optimization = "basic", providers: Sequenc
     return ort.InferenceSession(model.SerializeToString(), options, providers=list(providers or ort_providers()))
 
 
-class OrtDetector:
+class OrtDetector(PerThreadPreprocessing):
     """`Detector` on ONNX Runtime; thread-safe (ORT sessions are; preprocessing buffers are per thread)."""
 
     def __init__(self, model, spec: ModelSpec, *, score_threshold: float = 0.5, max_batch: int = 8,
@@ -96,16 +96,6 @@ class OrtDetector:
     @classmethod
     def from_config(cls, model_cfg: ModelConfig, **kwargs) -> OrtDetector:
         return cls.from_path(model_cfg.path, model_cfg, **kwargs)
-
-    @property
-    def model_version(self) -> str:
-        return self.spec.model_version
-
-    def _preprocessor(self) -> Preprocessor:
-        pre = getattr(self._local, "preprocessor", None)
-        if pre is None:
-            pre = self._local.preprocessor = Preprocessor(self.input_size, self.spec.mean, self.spec.std)
-        return pre
 
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
         """Raw outputs for a preprocessed ``(B, 3, h, w)`` float32 batch (no chunking)."""

@@ -32,6 +32,7 @@ inverse map to an ``H x W`` frame is a per-axis scale: ``x * W / w``, ``y * H / 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -122,3 +123,25 @@ def boxes_to_frame(boxes: np.ndarray, input_wh: tuple[int, int], frame_hw: tuple
     np.clip(mapped[:, 0::2], 0.0, float(frame_w), out=mapped[:, 0::2])
     np.clip(mapped[:, 1::2], 0.0, float(frame_h), out=mapped[:, 1::2])
     return mapped
+
+
+class PerThreadPreprocessing:
+    """Shared by the ONNX Runtime and TensorRT detectors: one `Preprocessor` (and its buffers) per calling thread.
+
+    The host needs ``input_size``, ``spec`` (with ``mean``, ``std``, ``model_version``) and ``_local``
+    (a ``threading.local``); detectors are called from several threads, buffers must not be shared.
+    """
+
+    input_size: tuple[int, int]
+    spec: Any
+    _local: Any
+
+    @property
+    def model_version(self) -> str:
+        return self.spec.model_version
+
+    def _preprocessor(self) -> Preprocessor:
+        pre = getattr(self._local, "preprocessor", None)
+        if pre is None:
+            pre = self._local.preprocessor = Preprocessor(self.input_size, self.spec.mean, self.spec.std)
+        return pre

@@ -39,7 +39,7 @@ from edge_app.detectors.decode import decode_batch, outputs_to_rows
 from edge_app.detectors.export import atomic_write_bytes
 from edge_app.detectors.model_file import ModelSpec, inspect_model, load_onnx
 from edge_app.detectors.nms import NmsParams
-from edge_app.detectors.preprocess import Preprocessor
+from edge_app.detectors.preprocess import PerThreadPreprocessing
 from edge_app.errors import EdgeAppError
 
 log = logging.getLogger(__name__)
@@ -355,7 +355,7 @@ class TrtEngineRunner:
         return rows
 
 
-class TrtDetector:
+class TrtDetector(PerThreadPreprocessing):
     """`Detector` on a TensorRT FP16 engine built from the detector ONNX, NMS on the host.
 
     ``runner`` (tests only) replaces the GPU part: any callable mapping a preprocessed ``(B, 3, h, w)``
@@ -392,16 +392,6 @@ class TrtDetector:
     @classmethod
     def from_config(cls, model_cfg: ModelConfig, **kwargs) -> TrtDetector:
         return cls(model_cfg.path, model_cfg, **kwargs)
-
-    @property
-    def model_version(self) -> str:
-        return self.spec.model_version
-
-    def _preprocessor(self) -> Preprocessor:
-        pre = getattr(self._local, "preprocessor", None)
-        if pre is None:
-            pre = self._local.preprocessor = Preprocessor(self.input_size, self.spec.mean, self.spec.std)
-        return pre
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
         results: list[Detections] = []
