@@ -16,8 +16,8 @@ cd "$(dirname "$0")/.."
 APP=.venv/bin/edge-app
 PY=.venv/bin/python
 BUILD=${BUILD:-data/model_build}
-BUDGET_MIN=${BUDGET_MIN:-45}
-SEEDS=${SEEDS:-"11 12"}
+BUDGET_MIN=${BUDGET_MIN:-50}
+SEEDS=${SEEDS:-"11 12 13 14"}
 SAMPLE_EVERY=${SAMPLE_EVERY:-6}
 NICE=${NICE:-5}
 OUT=${OUT:-models}
@@ -58,7 +58,7 @@ echo "== train (budget ${BUDGET_MIN} min)"
 nice -n "$NICE" $APP train --arch ssd_mobilenet0.25 --input-size 300 --classes tray \
     --train "$BUILD/split/train.lst" --validation "$BUILD/split/val.lst" --model-dir "$BUILD/model" \
     --epochs "$EPOCHS" --iters-per-epoch "$ITERS_PER_EPOCH" --batch-size 16 --optimizer adam --lr 3e-3 \
-    --warmup-iters 60 --max-val-images 120 --time-budget-min "$BUDGET_MIN" --seed 0 --progress false \
+    --warmup-iters 60 --max-val-images 0 --ema-decay 0.998 --time-budget-min "$BUDGET_MIN" --seed 0 --progress false \
     --resume false
 
 echo "== evaluate on the unseen line and ship"

@@ -12,8 +12,10 @@ Recipe (why it converges from scratch on CPU):
 * BatchNorm in the backbone and in the extra layers (GluonCV's FeatureExpander ``use_bn=True``);
 * LR: linear warm-up over ``--warmup-iters`` then cosine decay to 1 % by the last iteration (or by the
   time budget, whichever the schedule is sized for);
-* strong augmentation (`training.augment`), several epochs, the best epoch by validation VOC07 mAP@0.5 is
-  kept (``best.params``) and exported.
+* strong augmentation (`training.augment`), several epochs;
+* an exponential moving average of the weights (`training.weight_average`, ``--ema-decay``): validation and
+  export use the averaged weights, which are steadier and generalise better than the raw ones; the best epoch
+  by validation VOC07 mAP@0.5 is kept (``best.params``) and exported.
 
 A hybridized GluonCV detector caches one graph: the training branch (raw predictions + anchors) or the
 inference branch (decoded, NMS-ed boxes), whichever ran first. ``net.set_nms(...)`` clears that cache, so
@@ -31,6 +33,7 @@ import os
 import shlex
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +43,7 @@ from training.augment import apply_roi
 from training.data import MEAN, STD, Sample, batches, load_rgb, samples_from_path, scale_boxes, to_input
 from training.lst import atomic_write_text
 from training.models import ARCHITECTURES, anchor_sizes_from_boxes, build_net, is_yolo, ratios_from_boxes
+from training.weight_average import WeightAverage
 
 log = logging.getLogger("training.train")
 
@@ -67,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--wd", type=float, default=5e-4)
     p.add_argument("--warmup-iters", type=int, default=200)
+    p.add_argument("--ema-decay", type=float, default=0.998,
+                   help="validate and export an exponential moving average of the weights (0 = raw weights)")
     p.add_argument("--augment-strength", type=float, default=1.0)
     p.add_argument("--anchor-sizes", default="auto", help="'auto' (from the data) or comma-separated px")
     p.add_argument("--roi", default="", help="JSON polygon [[x, y], ...] in frame pixels: mask outside it like "
@@ -286,6 +292,7 @@ def run(argv: list[str] | None = None) -> dict:
     state_file = ckpt_dir / "state.json"
     last_params, best_params = ckpt_dir / "last.params", ckpt_dir / "best.params"
     trainer_states = ckpt_dir / "last.states"
+    ema_file = ckpt_dir / "last.ema"
     if args.resume and state_file.is_file() and last_params.is_file():
         state = json.loads(state_file.read_text())
         net.load_parameters(str(last_params))
@@ -298,6 +305,10 @@ def run(argv: list[str] | None = None) -> dict:
     if args.resume and trainer_states.is_file() and state["iteration"]:
         trainer.load_states(str(trainer_states))
     step = YOLOStep(net, size, len(classes)) if is_yolo(args.arch) else SSDStep(net, size)
+    # After the step builders ran the net once, so every deferred-shape parameter exists.
+    ema = WeightAverage(net, args.ema_decay) if args.ema_decay > 0 else None
+    if ema is not None and args.resume and ema_file.is_file() and state["iteration"]:
+        ema.load_state(mx.nd.load(str(ema_file)), state["iteration"])
     roi = json.loads(args.roi) if args.roi else None
     val = ValidationSet(val_samples, size, args.max_val_images, roi) if val_samples else None
 
@@ -320,6 +331,8 @@ def run(argv: list[str] | None = None) -> dict:
             x, gt = next(data)
             out = step(x, gt)
             trainer.step(1)
+            if ema is not None:
+                ema.update()
             state["iteration"] += 1
             losses.append(out["loss"])
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{trainer.learning_rate:.2e}")
@@ -327,20 +340,27 @@ def run(argv: list[str] | None = None) -> dict:
         record = {"epoch": state["epoch"], "iteration": state["iteration"], "loss": float(np.mean(losses)),
                   "seconds": round(time.monotonic() - t_epoch, 1)}
         if val is not None and (state["epoch"] % args.val_every == 0 or state["epoch"] == args.epochs):
-            val_map, _ = evaluate_net(net, val, classes)
-            record["val_map"] = round(val_map, 4)
-            if val_map > state["best_map"]:
-                state["best_map"], state["best_epoch"] = val_map, state["epoch"]
-                net.save_parameters(str(best_params))
+            if ema is not None:
+                record["val_map_raw"] = round(evaluate_net(net, val, classes)[0], 4)
+            with ema.swapped_in() if ema is not None else nullcontext():
+                val_map, _ = evaluate_net(net, val, classes)
+                record["val_map"] = round(val_map, 4)
+                if val_map > state["best_map"]:
+                    state["best_map"], state["best_epoch"] = val_map, state["epoch"]
+                    net.save_parameters(str(best_params))
         elif val is None:
-            net.save_parameters(str(best_params))
+            with ema.swapped_in() if ema is not None else nullcontext():
+                net.save_parameters(str(best_params))
             state["best_epoch"] = state["epoch"]
         state["history"].append(record)
         net.save_parameters(str(last_params))
         trainer.save_states(str(trainer_states))
+        if ema is not None:
+            mx.nd.save(str(ema_file), ema.state())
         atomic_write_text(state_file, json.dumps(state, indent=1))
         print(f"epoch {record['epoch']}: loss {record['loss']:.4f}"
               + (f", val mAP {record['val_map']:.4f}" if "val_map" in record else "")
+              + (f" (raw weights {record['val_map_raw']:.4f})" if "val_map_raw" in record else "")
               + f" (best {state['best_map']:.4f} @ {state['best_epoch']}), {record['seconds']} s", flush=True)
         epoch_times.append(time.monotonic() - t_epoch)
         elapsed = time.monotonic() - start
