@@ -95,6 +95,10 @@ class ModelConfig(StrictModel):
     """Classes the counter counts (default: all)."""
     batch_size: Annotated[int, Field(ge=1, le=64)] = 1
     """Largest batch the detector is given (dynamic batching across streams)."""
+    resize: Literal["linear", "gluoncv"] = "linear"
+    """Frame -> network input resize: ``linear`` (bilinear; ~1.1 ms less CPU per 640x480 frame than the area
+    filter, same mAP on the unseen line: see README, Performance) or ``gluoncv`` (bit-exact with GluonCV's
+    evaluation transform: area filter when shrinking)."""
 
 
 class TlsConfig(StrictModel):

@@ -121,3 +121,21 @@ def test_decode_batch_threshold_zero_still_drops_padding_and_empty_boxes() -> No
     (det,) = decode_batch(ids, scores, boxes, [(300, 300)], (300, 300), 0.0, ("tray",))
     assert len(det) == 1  # the box entirely right of the frame has no area after clipping; padding never counts
     np.testing.assert_allclose(det.boxes[0], [10, 10, 20, 20])
+
+
+def test_linear_resize_mode_is_bilinear_for_every_frame_and_gluoncv_mode_is_the_default() -> None:
+    import cv2
+
+    from edge_app.detectors.preprocess import Preprocessor, resize_frame
+
+    rng = np.random.default_rng(5)
+    frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    linear = resize_frame(frame, (300, 300), "linear")
+    np.testing.assert_array_equal(linear, cv2.resize(frame, (300, 300), interpolation=cv2.INTER_LINEAR))
+    assert not np.array_equal(linear, resize_like_gluoncv(frame, (300, 300)))  # area filter there
+    np.testing.assert_array_equal(preprocess_batch([frame], (300, 300)),
+                                  preprocess_batch([frame], (300, 300), "gluoncv"))
+    fast = preprocess_batch([frame], (300, 300), "linear")[0]
+    np.testing.assert_allclose(fast[0], (linear[..., 2] / 255.0 - 0.485) / 0.229, atol=1e-5)  # BGR -> RGB
+    with pytest.raises(ValueError, match="resize"):
+        Preprocessor((300, 300), resize="nearest")

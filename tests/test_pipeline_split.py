@@ -86,3 +86,30 @@ def test_pipeline_preprocesses_on_decode_threads_and_infers_stacked_batches(ort_
     assert threads_seen == {"decode"}
     assert batch_shapes and all(shape[1:] == (3, 64, 64) and shape[0] <= 4 for shape in batch_shapes)
     assert counts["a"] == counts["b"] == [i % 5 for i in range(12)]
+
+
+def test_prepared_detector_preprocesses_with_the_detectors_resize_mode_and_statistics() -> None:
+    from edge_app.config import ModelConfig
+    from edge_app.detectors.onnx_detector import OrtDetector
+    from edge_app.errors import EdgeAppError
+
+    path = CACHE / "app" / "slot_detector.onnx"
+    if not path.is_file():
+        slot_detector_onnx(path)
+    image = np.random.default_rng(1).integers(0, 256, (FRAME_H, FRAME_W, 3), dtype=np.uint8)
+    exact = prepared(OrtDetector.from_path(path))
+    fast = prepared(OrtDetector.from_config(ModelConfig(path=path, resize="linear")))
+    assert exact.resize == "gluoncv" and fast.resize == "linear"
+    np.testing.assert_array_equal(exact.preprocess(image), exact._preprocessor()([image])[0])
+    np.testing.assert_array_equal(fast.preprocess(image), fast._preprocessor()([image])[0])
+    assert not np.array_equal(exact.preprocess(image), fast.preprocess(image))
+    import dataclasses
+
+    # the model's own statistics (ONNX metadata), not ImageNet's, are used
+    before = exact.preprocess(image)
+    exact.detector.spec = dataclasses.replace(exact.detector.spec, mean=(0.0, 0.0, 0.0))
+    exact.detector._local = threading.local()
+    shift = (exact.preprocess(image) - before).mean(axis=(1, 2))
+    np.testing.assert_allclose(shift, np.array([0.485, 0.456, 0.406]) / np.array([0.229, 0.224, 0.225]), rtol=1e-4)
+    with pytest.raises(EdgeAppError, match="model.resize"):
+        OrtDetector.from_path(path, resize="area")

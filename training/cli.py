@@ -183,19 +183,22 @@ def eval_cmd(
     out: Annotated[Path | None, typer.Option(help="Write the results as JSON here")] = None,
     pr_png: Annotated[Path | None, typer.Option(help="Write a precision-recall plot here")] = None,
     worst: Annotated[int, typer.Option(help="How many worst images to list")] = 10,
+    resize: Annotated[str, typer.Option(help="Frame resize of the edge app (config model.resize): gluoncv or linear")]
+    = "gluoncv",
 ) -> None:
     """VOC07 mAP@0.5 of an ONNX model through the edge app's ONNX Runtime backend; FP32 vs FP16; worst frames."""
     from training.data import samples_from_path
     from training.evaluate import evaluate_onnx, max_box_difference, plot_pr, write_json
 
     samples = [s for path in data for s in samples_from_path(path)]
-    result = evaluate_onnx(model, samples, operating_threshold=threshold, progress=True)
+    result = evaluate_onnx(model, samples, operating_threshold=threshold, progress=True, resize=resize)
     report = {"fp32": result.to_dict(worst)}
-    typer.echo(f"{model}: mAP@0.5 {result.map:.4f} on {len(samples)} images ({result.gt_boxes} boxes); "
+    typer.echo(f"{model} ({resize} resize): mAP@0.5 {result.map:.4f} on {len(samples)} images "
+               f"({result.gt_boxes} boxes); "
                f"at score >= {threshold}: {result.totals()}")
     curves = {"fp32": result}
     if fp16 is not None:
-        r16 = evaluate_onnx(fp16, samples, operating_threshold=threshold, progress=True)
+        r16 = evaluate_onnx(fp16, samples, operating_threshold=threshold, progress=True, resize=resize)
         diff = max_box_difference(result.detections, r16.detections, threshold)
         report["fp16"] = r16.to_dict(worst)
         report["fp32_vs_fp16"] = {"fp32_map": round(result.map, 4), "fp16_map": round(r16.map, 4), **diff}

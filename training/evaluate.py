@@ -97,20 +97,21 @@ class EvalResult:
                 "worst_images": [e.__dict__ for e in self.worst(worst)]}
 
 
-def load_detector(model: Path, score_threshold: float = MAP_SCORE_THRESHOLD):
+def load_detector(model: Path, score_threshold: float = MAP_SCORE_THRESHOLD, resize: str = "gluoncv"):
     from edge_app.detectors.onnx_detector import OrtDetector
 
-    return OrtDetector.from_path(model, score_threshold=score_threshold, max_batch=8)
+    return OrtDetector.from_path(model, score_threshold=score_threshold, max_batch=8, resize=resize)
 
 
 def evaluate_onnx(model: Path, samples: Sequence[Sample], *, operating_threshold: float = 0.5,
-                  class_names: Sequence[str] | None = None, progress: bool = False) -> EvalResult:
+                  class_names: Sequence[str] | None = None, progress: bool = False,
+                  resize: str = "gluoncv") -> EvalResult:
     """Run the ONNX model on every sample; VOC07 mAP@0.5 + per-image errors at the operating threshold."""
     import cv2
     from gluoncv.utils.metrics.voc_detection import VOC07MApMetric
     from tqdm import tqdm
 
-    detector = load_detector(model)
+    detector = load_detector(model, resize=resize)
     names = list(class_names or detector.class_names)
     metric = VOC07MApMetric(iou_thresh=0.5, class_names=names)
     result = EvalResult(str(model), 0.0, {}, len(samples), int(sum(len(s.boxes) for s in samples)))

@@ -184,6 +184,8 @@ def bench_pipeline(
     arch: Annotated[str, typer.Option(help="GluonCV architecture of the MXNet baseline")] = DEFAULT_ARCH,
     optimization: Annotated[str, typer.Option(help="ONNX Runtime graph optimisation: basic or all")] = "all",
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime intra-op threads (default: cores - 1)")] = None,
+    resize: Annotated[str, typer.Option(help="Pipeline frame resize, as config model.resize: linear or gluoncv")]
+    = "linear",
     rounds: Annotated[int, typer.Option(help="Repeat every measurement; the best round counts")] = 3,
     out: Annotated[Path, typer.Option(help="Folder for pipeline.json and pipeline.png")] = Path("out/bench"),
     short: Annotated[bool, typer.Option("--short", help="CI size: 1 and 2 streams, few frames")] = False,
@@ -207,11 +209,14 @@ def bench_pipeline(
         raise EdgeAppError(f"--optimization: expected 'basic' or 'all' (got {optimization!r})")
     threads = threads or default_inference_threads()
     rounds = 1 if short else max(1, rounds)
-    detector = prepared(OrtDetector.from_config(ModelConfig(path=model_path, batch_size=batch),
+    if resize not in ("linear", "gluoncv"):
+        raise EdgeAppError(f"--resize: expected 'linear' or 'gluoncv' (got {resize!r})")
+    detector = prepared(OrtDetector.from_config(ModelConfig(path=model_path, batch_size=batch, resize=resize),
                                                 optimization=optimization, intra_op_threads=threads))
     console.print(f"video: {video} ({made_by}, {width}x{height}); model: {model_path} "
                   f"({detector.model_version}); ORT optimisation {optimization}, {threads} intra-op thread(s) "
-                  f"on {available_cores()} core(s); batch {batch}; {frames} frames per stream; best of {rounds}")
+                  f"on {available_cores()} core(s); batch {batch}; {resize} resize; {frames} frames per stream; "
+                  f"best of {rounds}")
 
     images = first_frames(video, batch)
     best: dict[int, dict] = {}
@@ -280,7 +285,8 @@ def bench_pipeline(
     console.print(f"target pipeline >= {TARGET_OVER_MXNET:.0f}x MXNet loop: worst {worst_mx:.2f}x -> "
                   f"{'MET' if worst_mx >= TARGET_OVER_MXNET else 'NOT MET'}")
     out.mkdir(parents=True, exist_ok=True)
-    result = {"batch": batch, "optimization": optimization, "threads": threads, "cores": available_cores(),
+    result = {"batch": batch, "optimization": optimization, "resize": resize, "threads": threads,
+              "cores": available_cores(),
               "rounds": rounds, "video": {"path": str(video), "made_by": made_by, "width": width, "height": height},
               "model_version": detector.model_version, "frames_per_stream": frames, "mxnet_runs_fps": mxnet_runs,
               "mxnet_cpu_ms_per_frame": min(mxnet_cpu),

@@ -63,9 +63,13 @@ class OrtDetector(PerThreadPreprocessing):
 
     def __init__(self, model, spec: ModelSpec, *, score_threshold: float = 0.5, max_batch: int = 8,
                  optimization: Optimization = "basic", providers: Sequence[str] | None = None,
-                 intra_op_threads: int | None = None) -> None:
+                 intra_op_threads: int | None = None, resize: str = "gluoncv") -> None:
         from edge_app.detectors import graph_tools
+        from edge_app.detectors.preprocess import RESIZE_MODES
 
+        if resize not in RESIZE_MODES:
+            raise EdgeAppError(f"model.resize: expected one of {', '.join(RESIZE_MODES)}, got {resize!r}")
+        self.resize = resize
         self.spec = spec
         self.class_names: tuple[str, ...] = spec.class_names
         self.input_size: tuple[int, int] = spec.input_size
@@ -80,8 +84,8 @@ class OrtDetector(PerThreadPreprocessing):
             raise EdgeAppError(f"{spec.path}: model.path: ONNX Runtime cannot load this graph ({exc})") from None
         self.providers = self.session.get_providers()
         self._local = threading.local()
-        log.info("detector: onnxruntime %s, %s, input %sx%s, classes %s, version %s, optimization %s",
-                 self.providers[0], spec.architecture or "unknown architecture", *self.input_size,
+        log.info("detector: onnxruntime %s, %s, input %sx%s (%s resize), classes %s, version %s, optimization %s",
+                 self.providers[0], spec.architecture or "unknown architecture", *self.input_size, resize,
                  list(self.class_names), spec.model_version, optimization)
 
     @classmethod
@@ -91,6 +95,7 @@ class OrtDetector(PerThreadPreprocessing):
         if model_cfg is not None:
             kwargs.setdefault("score_threshold", model_cfg.score_threshold)
             kwargs.setdefault("max_batch", model_cfg.batch_size)
+            kwargs.setdefault("resize", model_cfg.resize)
         return cls(model, spec, **kwargs)
 
     @classmethod

@@ -365,9 +365,10 @@ class TrtDetector(PerThreadPreprocessing):
     def __init__(self, model_path: str | Path, model_cfg: ModelConfig | None = None, *,
                  score_threshold: float | None = None, max_batch: int | None = None,
                  cache_dir: str | Path | None = None, workspace_mb: int = DEFAULT_WORKSPACE_MB,
-                 runner: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+                 runner: Callable[[np.ndarray], np.ndarray] | None = None, resize: str | None = None) -> None:
         from edge_app.detectors import graph_tools
 
+        self.resize = resize or (model_cfg.resize if model_cfg else "gluoncv")
         model_path = Path(model_path)
         model = load_onnx(model_path)
         self.spec = inspect_model(model, model_path, model_cfg)

@@ -47,12 +47,8 @@ class OrtPreparedDetector:
         return getattr(self.detector, name)
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
-        from edge_app.detectors.preprocess import Preprocessor
-
-        pre = getattr(self._local, "pre", None)
-        if pre is None:
-            pre = self._local.pre = Preprocessor(self.detector.input_size)
-        return pre([image])[0]
+        # The detector's own per-thread preprocessor: its model's mean/std and its ``resize`` mode.
+        return self.detector._preprocessor()([image])[0]
 
     def detect_prepared(self, batch: np.ndarray, frame_sizes: Sequence[tuple[int, int]]) -> list[Detections]:
         from edge_app.detectors.decode import decode_batch, outputs_to_rows
