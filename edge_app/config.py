@@ -187,6 +187,9 @@ class PipelineConfig(StrictModel):
     """ONNX Runtime intra-op threads; default: available cores - 1, leaving one for decoding and counting."""
     ort_optimization: Literal["basic", "all"] = "all"
     """ONNX Runtime graph optimisation; ``all`` repairs the exported graph first (same outputs, faster)."""
+    background_nice: Annotated[int, Field(ge=0, le=19)] = 5
+    """Nice levels the decode and post-processing threads run below inference (0: same priority), so the
+    detector, the bottleneck, is never preempted by them."""
 
 
 class OutputConfig(StrictModel):

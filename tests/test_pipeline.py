@@ -262,3 +262,30 @@ def test_a_frame_that_cannot_be_prepared_is_skipped_not_fatal() -> None:
     pipeline.run()
     assert seen == [0, 1, 2, 4, 5, 6, 7, 8, 9]
     assert pipeline.ended_by_itself("a")
+
+
+def test_decode_and_postprocess_threads_run_at_lower_priority_than_inference() -> None:
+    import os
+
+    def nice_now() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    seen: dict[str, int] = {}
+
+    def source():  # noqa: ANN202 - runs on the decode thread
+        seen["decode"] = nice_now()
+        yield from file_frames("cam", 3)
+
+    class NiceRecordingDetector(CountingDetector):
+        def detect(self, images):  # noqa: ANN001, ANN202
+            seen["inference"] = nice_now()
+            return super().detect(images)
+
+    def handler(frame: Frame, detections: Detections) -> None:
+        seen["post"] = nice_now()
+
+    for background_nice in (4, 0):
+        seen.clear()
+        Pipeline({"cam": source()}, [NiceRecordingDetector()], {"cam": handler}, background_nice=background_nice).run()
+        assert seen["inference"] == nice_now()
+        assert seen["decode"] == seen["post"] == min(19, nice_now() + background_nice)

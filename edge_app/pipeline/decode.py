@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from edge_app.frame import Frame
+from edge_app.pipeline.cpu import lower_thread_priority
 from edge_app.pipeline.jobs import Job
 from edge_app.pipeline.metrics import StreamMetrics
 from edge_app.pipeline.queues import DropOldestQueue, QueueClosed
@@ -41,8 +42,10 @@ class DecodeThread(threading.Thread):
         prepare: Callable[[Frame], Frame] | None = None,
         preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
+        nice: int = 0,
     ) -> None:
         super().__init__(name=f"decode-{name}", daemon=True)
+        self.nice = nice
         self.source = source
         self.queue = queue
         self.metrics = metrics
@@ -66,6 +69,7 @@ class DecodeThread(threading.Thread):
 
     def run(self) -> None:
         try:
+            lower_thread_priority(self.nice)  # inference first: see `cpu.lower_thread_priority`
             for frame in self.source:
                 if self.stop_event.is_set():
                     break

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from edge_app.detections import Detections
 from edge_app.frame import Frame
 from edge_app.pipeline.batcher import DynamicBatcher
-from edge_app.pipeline.cpu import single_threaded_opencv
+from edge_app.pipeline.cpu import DEFAULT_BACKGROUND_NICE, single_threaded_opencv
 from edge_app.pipeline.decode import DecodeThread
 from edge_app.pipeline.jobs import BatchDetector, Job
 from edge_app.pipeline.metrics import PipelineMetrics
@@ -45,6 +45,8 @@ class Pipeline:
     with `split.prepared` so frames are preprocessed on the decode threads.
     ``prepare``: optional per-stream frame transform run on the decode thread (ROI masking).
     ``stoppers``: callables that interrupt a blocking source (e.g. ``VideoSource.stop``).
+    ``background_nice``: how many nice levels below the inference workers the decode and post-processing
+    threads run (`cpu.lower_thread_priority`); 0 runs every thread at the same priority.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class Pipeline:
         queue_size: int = 4,
         prepare: Mapping[str, Callable[[Frame], Frame]] | None = None,
         stoppers: Sequence[Callable[[], None]] = (),
+        background_nice: int = DEFAULT_BACKGROUND_NICE,
     ) -> None:
         if set(sources) != set(handlers):
             raise ValueError("every stream needs exactly one handler")
@@ -73,7 +76,8 @@ class Pipeline:
         # All devices run the same model, so the first one's preprocessing serves every batch.
         preprocess = detectors[0].preprocess if isinstance(detectors[0], PreparedDetector) else None
         self._post = {
-            name: PostProcessThread(name, handlers[name], self.metrics.streams[name], on_error=self._fail)
+            name: PostProcessThread(name, handlers[name], self.metrics.streams[name], on_error=self._fail,
+                                    nice=background_nice)
             for name in sources
         }
         self._decoders = [
@@ -86,6 +90,7 @@ class Pipeline:
                 prepare=prepare.get(name),
                 preprocess=preprocess,
                 on_error=self._fail,
+                nice=background_nice,
             )
             for name, source in sources.items()
         ]
