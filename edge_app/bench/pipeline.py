@@ -34,7 +34,7 @@ import typer
 
 from edge_app.bench.assets import DEFAULT_ARCH, bench_video, untrained_model
 from edge_app.errors import EdgeAppError
-from edge_app.pipeline.cpu import available_cores, default_inference_threads
+from edge_app.pipeline.cpu import DEFAULT_BACKGROUND_NICE, available_cores, default_inference_threads
 
 TARGET_OF_CEILING = 0.90
 TARGET_OVER_MXNET = 2.0
@@ -50,7 +50,8 @@ class _NoPublisher:
         self.commits += 1
 
 
-def run_pipeline(video: Path, detector: object, n_streams: int, frames: int, batch: int) -> dict:
+def run_pipeline(video: Path, detector: object, n_streams: int, frames: int, batch: int,
+                 background_nice: int = DEFAULT_BACKGROUND_NICE) -> dict:
     """Frames per second through the full pipeline for ``n_streams`` copies of ``video``."""
     from edge_app.config import StreamConfig
     from edge_app.counter import BinCounter
@@ -67,7 +68,7 @@ def run_pipeline(video: Path, detector: object, n_streams: int, frames: int, bat
         for s in streams
     }
     pipeline = Pipeline(sources, [detector], handlers, max_batch=batch, max_wait_s=0.01, queue_size=2 * batch,
-                        stoppers=[src.stop for src in sources.values()])
+                        stoppers=[src.stop for src in sources.values()], background_nice=background_nice)
     started, cpu = time.perf_counter(), time.process_time()
     pipeline.run()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -186,6 +187,9 @@ def bench_pipeline(
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime intra-op threads (default: cores - 1)")] = None,
     resize: Annotated[str, typer.Option(help="Pipeline frame resize, as config model.resize: linear or gluoncv")]
     = "linear",
+    background_nice: Annotated[int, typer.Option(help="Decode/post threads' nice below inference, as config "
+                                                      "pipeline.background_nice (0: same priority)")]
+    = DEFAULT_BACKGROUND_NICE,
     rounds: Annotated[int, typer.Option(help="Repeat every measurement; the best round counts")] = 3,
     out: Annotated[Path, typer.Option(help="Folder for pipeline.json and pipeline.png")] = Path("out/bench"),
     short: Annotated[bool, typer.Option("--short", help="CI size: 1 and 2 streams, few frames")] = False,
@@ -215,7 +219,8 @@ def bench_pipeline(
                                                 optimization=optimization, intra_op_threads=threads))
     console.print(f"video: {video} ({made_by}, {width}x{height}); model: {model_path} "
                   f"({detector.model_version}); ORT optimisation {optimization}, {threads} intra-op thread(s) "
-                  f"on {available_cores()} core(s); batch {batch}; {resize} resize; {frames} frames per stream; "
+                  f"on {available_cores()} core(s); batch {batch}; {resize} resize; background nice {background_nice}; "
+                  f"{frames} frames per stream; "
                   f"best of {rounds}")
 
     images = first_frames(video, batch)
@@ -238,7 +243,7 @@ def bench_pipeline(
         if all_cores is not None:
             all_cores_runs.append(run_bare_session(all_cores, images, frames * max(counts), batch)["fps"])
         for n in counts:
-            pipe = run_pipeline(video, detector, n, frames, batch)
+            pipe = run_pipeline(video, detector, n, frames, batch, background_nice)
             bare = run_bare_session(detector, images, pipe["frames"], batch)
             row = best.setdefault(n, {"streams": n, "pipeline_fps": 0.0, "bare_fps": 0.0,
                                       "pipeline_cpu_ms": math.inf, "bare_cpu_ms": math.inf})
@@ -285,7 +290,8 @@ def bench_pipeline(
     console.print(f"target pipeline >= {TARGET_OVER_MXNET:.0f}x MXNet loop: worst {worst_mx:.2f}x -> "
                   f"{'MET' if worst_mx >= TARGET_OVER_MXNET else 'NOT MET'}")
     out.mkdir(parents=True, exist_ok=True)
-    result = {"batch": batch, "optimization": optimization, "resize": resize, "threads": threads,
+    result = {"batch": batch, "optimization": optimization, "resize": resize,
+              "background_nice": background_nice, "threads": threads,
               "cores": available_cores(),
               "rounds": rounds, "video": {"path": str(video), "made_by": made_by, "width": width, "height": height},
               "model_version": detector.model_version, "frames_per_stream": frames, "mxnet_runs_fps": mxnet_runs,
