@@ -193,7 +193,8 @@ def eval_cmd(
     samples = [s for path in data for s in samples_from_path(path)]
     result = evaluate_onnx(model, samples, operating_threshold=threshold, progress=True, resize=resize)
     report = {"fp32": result.to_dict(worst)}
-    typer.echo(f"{model} ({resize} resize): mAP@0.5 {result.map:.4f} on {len(samples)} images "
+    typer.echo(f"{model} ({resize} resize): mAP@0.5 {result.map:.4f} (VOC07 11-point; VOC2010+ area "
+               f"{result.map_area:.4f}; {100 * result.max_recall:.1f} % of boxes found) on {len(samples)} images "
                f"({result.gt_boxes} boxes); "
                f"at score >= {threshold}: {result.totals()}")
     curves = {"fp32": result}

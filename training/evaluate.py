@@ -8,7 +8,13 @@ Metrics:
 
 * VOC07 mAP@0.5 (``gluoncv.utils.metrics.voc_detection.VOC07MApMetric``: per class, detections sorted by
   score, a detection is a true positive when its IoU with a not-yet-matched ground-truth box is >= 0.5; AP is
-  the mean of the interpolated precision at recall 0, 0.1, ..., 1; mAP averages the classes);
+  the mean of the interpolated precision at recall 0, 0.1, ..., 1; mAP averages the classes). This is the
+  headline figure (GluonCV's SSD/YOLO training scripts report it). Know its cliff: the point at recall 1.0 is
+  1/11 of the score and is 0 unless *every* ground-truth box of the split is found at some score, so on a
+  split of 1665 boxes with one box never found (a tray half out of the frame, say) the mAP cannot exceed
+  10/11 = 0.909;
+* VOC2010+ mAP@0.5 (``VOCMApMetric``: the area under the interpolated precision-recall curve), which has no
+  such cliff, reported next to it as ``map_area``;
 * per-image errors at the operating threshold (default 0.5, the app's ``score_threshold``): false negatives
   (missed trays) and false positives, listed worst first so the worst frames can be looked at;
 * FP32 vs FP16: mAP of each on the same images and the largest box-coordinate difference between their
@@ -80,6 +86,10 @@ class EvalResult:
     ap_per_class: dict[str, float]
     images: int
     gt_boxes: int
+    map_area: float = 0.0
+    """VOC2010+ (area under the interpolated PR curve) mAP@0.5; ``map`` is VOC07 11-point."""
+    max_recall: float = 0.0
+    """Share of the ground-truth boxes found at any score >= MAP_SCORE_THRESHOLD (VOC07's recall-1.0 point)."""
     errors: list[ImageErrors] = field(default_factory=list)
     pr: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
     detections: list[Detections] = field(default_factory=list, repr=False)
@@ -91,7 +101,8 @@ class EvalResult:
         return sorted((e for e in self.errors if e.errors), key=lambda e: (-e.errors, e.path))[:n]
 
     def to_dict(self, worst: int = 20) -> dict:
-        return {"model": self.model, "map": round(self.map, 4),
+        return {"model": self.model, "map": round(self.map, 4), "map_area": round(self.map_area, 4),
+                "max_recall": round(self.max_recall, 4),
                 "ap_per_class": {k: round(v, 4) for k, v in self.ap_per_class.items()},
                 "images": self.images, "gt_boxes": self.gt_boxes, **self.totals(),
                 "worst_images": [e.__dict__ for e in self.worst(worst)]}
@@ -108,12 +119,13 @@ def evaluate_onnx(model: Path, samples: Sequence[Sample], *, operating_threshold
                   resize: str = "gluoncv") -> EvalResult:
     """Run the ONNX model on every sample; VOC07 mAP@0.5 + per-image errors at the operating threshold."""
     import cv2
-    from gluoncv.utils.metrics.voc_detection import VOC07MApMetric
+    from gluoncv.utils.metrics.voc_detection import VOC07MApMetric, VOCMApMetric
     from tqdm import tqdm
 
     detector = load_detector(model, resize=resize)
     names = list(class_names or detector.class_names)
     metric = VOC07MApMetric(iou_thresh=0.5, class_names=names)
+    metric_area = VOCMApMetric(iou_thresh=0.5, class_names=names)
     result = EvalResult(str(model), 0.0, {}, len(samples), int(sum(len(s.boxes) for s in samples)))
     for sample in tqdm(samples, desc=f"eval {Path(model).name}", disable=not progress, leave=False):
         image = cv2.imread(sample.path, cv2.IMREAD_COLOR)
@@ -124,17 +136,21 @@ def evaluate_onnx(model: Path, samples: Sequence[Sample], *, operating_threshold
         det = detector.detect([image])[0]
         result.detections.append(det)
         gt = sample.boxes.reshape(-1, 5)
-        metric.update(det.boxes[None], det.class_ids[None, :, None].astype(np.float32), det.scores[None, :, None],
-                      gt[None, :, :4], gt[None, :, 4:5])
+        for m in (metric, metric_area):
+            m.update(det.boxes[None], det.class_ids[None, :, None].astype(np.float32), det.scores[None, :, None],
+                     gt[None, :, :4], gt[None, :, 4:5])
         result.errors.append(image_errors(sample.path, gt, det.above(operating_threshold)))
     metric_names, values = metric.get()
     result.map = float(values[-1]) if len(samples) else 0.0
+    result.map_area = float(metric_area.get()[1][-1]) if len(samples) else 0.0
     result.ap_per_class = {n: float(v) for n, v in zip(metric_names[:-1], values[:-1], strict=True)
                            if not np.isnan(v)}
     recalls, precisions = metric._recall_prec()
     for name, rec, prec in zip(names, recalls, precisions, strict=False):
         if rec is not None and prec is not None:
             result.pr[name] = ([float(v) for v in rec], [float(v) for v in np.nan_to_num(prec)])
+    finite = [float(np.max(rec)) for rec in recalls if rec is not None and len(rec)]
+    result.max_recall = float(np.mean(finite)) if finite else 0.0
     return result
 
 
