@@ -44,7 +44,8 @@ def trained(tmp_path_factory) -> tuple[Path, dict, list[str]]:
     val = _tiny_dataset(root / "val", 4, 1)
     argv = ["--train", str(train), "--validation", str(val), "--model-dir", str(root / "model"),
             "--input-size", "128", "--batch-size", "4", "--epochs", "2", "--iters-per-epoch", "2",
-            "--warmup-iters", "1", "--seed", "3", "--progress", "false", "--model-version", "tiny-test"]
+            "--warmup-iters", "1", "--seed", "3", "--progress", "false", "--model-version", "tiny-test",
+            "--select-metric", "area", "--ema-decay", "0.99"]
     return root / "model", run(argv), argv
 
 
@@ -57,6 +58,9 @@ def test_outputs_and_metadata(trained) -> None:
         assert (model_dir / name).is_file(), name
     assert metrics["iterations"] == 4 and metrics["epochs_run"] == 2
     assert 0.0 <= metrics["val_map_mxnet"] <= 1.0 and len(metrics["history"]) == 2
+    assert metrics["hyperparameters"]["select_metric"] == "area"
+    assert all("val_map_raw" in h for h in metrics["history"])  # EMA weights validated, raw ones recorded
+    assert (model_dir / "checkpoints" / "last.ema").is_file()  # the average survives a resume
     assert len(metrics["dataset_hash"]) == 64
     meta = read_metadata(model_dir / "tray_detector.onnx")
     assert json.loads(meta["class_names"]) == ["tray"]

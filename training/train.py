@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after this many minutes of training (0 = no limit); the best epoch is kept")
     p.add_argument("--val-every", type=int, default=1, help="validate every N epochs")
     p.add_argument("--max-val-images", type=int, default=0, help="0 = all")
+    p.add_argument("--select-metric", default="voc07", choices=["voc07", "area"],
+                   help="validation mAP@0.5 that picks the best epoch: VOC07 11-point, or VOC2010+ area (steadier: "
+                        "VOC07's recall-1.0 point flips with the single hardest box)")
     p.add_argument("--resume", type=str2bool, default=True, help="continue from the checkpoint if present")
     p.add_argument("--init-params", default="", help="start from these weights (same arch/classes/anchors), e.g. "
                    "to fine-tune the shipped model on a new line; the run's state (epochs, best mAP) starts fresh")
@@ -143,14 +146,14 @@ class ValidationSet:
         return len(self.inputs)
 
 
-def evaluate_net(net, val: ValidationSet, class_names: list[str], batch_size: int = 16):
-    """VOC07 mAP@0.5 of the MXNet net on the validation set (inference branch)."""
+def evaluate_net(net, val: ValidationSet, class_names: list[str], batch_size: int = 16, metric_name: str = "voc07"):
+    """mAP@0.5 of the MXNet net on the validation set (inference branch): VOC07 11-point or VOC2010+ area."""
     import mxnet as mx
-    from gluoncv.utils.metrics.voc_detection import VOC07MApMetric
+    from gluoncv.utils.metrics.voc_detection import VOC07MApMetric, VOCMApMetric
 
     from training.data import pad_boxes
 
-    metric = VOC07MApMetric(iou_thresh=0.5, class_names=class_names)
+    metric = (VOC07MApMetric if metric_name == "voc07" else VOCMApMetric)(iou_thresh=0.5, class_names=class_names)
     net.set_nms(nms_thresh=0.45, nms_topk=400, post_nms=100)  # also clears the cached training graph
     for start in range(0, len(val), batch_size):
         x = mx.nd.array(np.stack(val.inputs[start:start + batch_size]))
@@ -341,9 +344,9 @@ def run(argv: list[str] | None = None) -> dict:
                   "seconds": round(time.monotonic() - t_epoch, 1)}
         if val is not None and (state["epoch"] % args.val_every == 0 or state["epoch"] == args.epochs):
             if ema is not None:
-                record["val_map_raw"] = round(evaluate_net(net, val, classes)[0], 4)
+                record["val_map_raw"] = round(evaluate_net(net, val, classes, metric_name=args.select_metric)[0], 4)
             with ema.swapped_in() if ema is not None else nullcontext():
-                val_map, _ = evaluate_net(net, val, classes)
+                val_map, _ = evaluate_net(net, val, classes, metric_name=args.select_metric)
                 record["val_map"] = round(val_map, 4)
                 if val_map > state["best_map"]:
                     state["best_map"], state["best_epoch"] = val_map, state["epoch"]
