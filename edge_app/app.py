@@ -107,6 +107,19 @@ class EdgeApp:
         self._stop_deadline: float | None = None
 
     # -- building blocks --------------------------------------------------------------------------
+    def _core_plan(self) -> Any:
+        """Separate cores for ONNX Runtime inference and the background threads, when configured and possible."""
+        from edge_app.pipeline.cpu import CorePlan, default_inference_threads
+
+        pc = self.cfg.pipeline
+        if not pc.pin_threads or self.cfg.model.backend != "onnxruntime":
+            return None
+        plan = CorePlan.split(pc.inference_threads or default_inference_threads())
+        if plan is not None:
+            log.info("threads: inference on core(s) %s, decoding and counting on %s", sorted(plan.inference),
+                     sorted(plan.background))
+        return plan
+
     def _detector(self) -> Any:
         """The configured backend, wrapped so frames are preprocessed on the decode threads.
 
@@ -245,6 +258,7 @@ class EdgeApp:
                 max_batch=max(1, min(cfg.model.batch_size, int(getattr(detector, "max_batch", 1)))),
                 max_wait_s=pc.max_wait_ms / 1000.0, queue_size=pc.queue_size, prepare=prepare,
                 stoppers=[s.stop for s in sources.values()], background_nice=pc.background_nice,
+                core_plan=self._core_plan(),
             )
             if self._stop_requested.is_set():  # a signal arrived while starting up
                 return []

@@ -190,6 +190,11 @@ class PipelineConfig(StrictModel):
     background_nice: Annotated[int, Field(ge=0, le=19)] = 5
     """Nice levels the decode and post-processing threads run below inference (0: same priority), so the
     detector, the bottleneck, is never preempted by them."""
+    pin_threads: bool = False
+    """Linux, ONNX Runtime: pin inference to the first ``inference_threads`` cores and the decode and
+    post-processing threads to the others (`pipeline.cpu.CorePlan`). Off by default: on the 2-core development
+    machine it made no difference beyond noise (README, Performance), and on a machine shared with other work
+    it stops the scheduler from moving the detector to a free core."""
 
 
 class OutputConfig(StrictModel):

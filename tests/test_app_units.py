@@ -155,3 +155,29 @@ def test_the_readme_config_example_is_a_valid_config() -> None:
     assert example, "README's config section lost its YAML example"
     config = AppConfig.model_validate(yaml.safe_load(example.group(1)))
     assert config.model.batch_size == 4 and config.streams[0].roi is not None
+
+
+@pytest.mark.parametrize(("pin", "backend", "threads", "expect_plan"), [
+    (False, "onnxruntime", 1, False),  # the default: the scheduler places threads
+    (True, "onnxruntime", 1, True),
+    (True, "tensorrt", 1, False),  # inference is on the GPU: nothing to keep the CPU cores apart for
+    (True, "onnxruntime", 64, False),  # no core left over for the background threads
+])
+def test_core_plan_follows_pipeline_pin_threads(tmp_path: Path, pin: bool, backend: str, threads: int,
+                                                expect_plan: bool) -> None:
+    import os
+
+    from edge_app.app import EdgeApp
+    from edge_app.config import AppConfig
+
+    if len(os.sched_getaffinity(0)) < 2 and expect_plan:
+        pytest.skip("needs at least 2 cores")
+    cfg = AppConfig.model_validate({
+        "model": {"path": str(tmp_path / "m.onnx"), "backend": backend},
+        "streams": [{"name": "cam", "uri": "video.mp4"}],
+        "pipeline": {"pin_threads": pin, "inference_threads": threads},
+    })
+    plan = EdgeApp(cfg)._core_plan()
+    assert (plan is not None) == expect_plan
+    if plan is not None:
+        assert len(plan.inference) == threads and plan.inference.isdisjoint(plan.background)

@@ -60,7 +60,7 @@ def test_short_benchmarks_run_and_write_their_results(bench: str, tmp_path: Path
     assert (tmp_path / f"{bench}.png").stat().st_size > 1000
     if bench == "pipeline":
         assert [r["streams"] for r in result["rows"]] == [1, 2]
-        assert result["resize"] == "linear" and result["background_nice"] == 5  # what `edge-app run` does
+        assert result["resize"] == "linear" and result["background_nice"] == 5 and not result["pinned"]  # as `run`
         assert all(r["pipeline_fps"] > 0 and r["bare_fps"] > 0 and r["mxnet_fps"] > 0 for r in result["rows"])
         assert "of bare session" in done.stdout and "x MXNet loop" in done.stdout  # the two target verdicts
     else:

@@ -289,3 +289,34 @@ def test_decode_and_postprocess_threads_run_at_lower_priority_than_inference() -
         Pipeline({"cam": source()}, [NiceRecordingDetector()], {"cam": handler}, background_nice=background_nice).run()
         assert seen["inference"] == nice_now()
         assert seen["decode"] == seen["post"] == min(19, nice_now() + background_nice)
+
+
+def test_core_plan_pins_inference_and_background_threads_to_separate_cores() -> None:
+    import os
+
+    from edge_app.pipeline.cpu import CorePlan
+
+    plan = CorePlan.split(1)
+    if plan is None:
+        pytest.skip("needs at least 2 cores")
+    assert plan.inference.isdisjoint(plan.background) and len(plan.inference) == 1
+    assert plan.inference | plan.background == set(os.sched_getaffinity(0))
+    assert CorePlan.split(len(os.sched_getaffinity(0))) is None  # no core left over: nothing to pin
+    seen: dict[str, set[int]] = {}
+
+    def source():  # noqa: ANN202 - runs on the decode thread
+        seen["decode"] = os.sched_getaffinity(0)
+        yield from file_frames("cam", 3)
+
+    class AffinityRecordingDetector(CountingDetector):
+        def detect(self, images):  # noqa: ANN001, ANN202
+            seen["inference"] = os.sched_getaffinity(0)
+            return super().detect(images)
+
+    def handler(frame: Frame, detections: Detections) -> None:
+        seen["post"] = os.sched_getaffinity(0)
+
+    Pipeline({"cam": source()}, [AffinityRecordingDetector()], {"cam": handler}, core_plan=plan).run()
+    assert seen["inference"] == plan.inference
+    assert seen["decode"] == seen["post"] == plan.background
+    assert os.sched_getaffinity(0) == plan.inference | plan.background  # the caller's own thread is untouched

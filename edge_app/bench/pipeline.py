@@ -34,7 +34,7 @@ import typer
 
 from edge_app.bench.assets import DEFAULT_ARCH, bench_video, untrained_model
 from edge_app.errors import EdgeAppError
-from edge_app.pipeline.cpu import DEFAULT_BACKGROUND_NICE, available_cores, default_inference_threads
+from edge_app.pipeline.cpu import DEFAULT_BACKGROUND_NICE, CorePlan, available_cores, default_inference_threads
 
 TARGET_OF_CEILING = 0.90
 TARGET_OVER_MXNET = 2.0
@@ -51,7 +51,7 @@ class _NoPublisher:
 
 
 def run_pipeline(video: Path, detector: object, n_streams: int, frames: int, batch: int,
-                 background_nice: int = DEFAULT_BACKGROUND_NICE) -> dict:
+                 background_nice: int = DEFAULT_BACKGROUND_NICE, core_plan: object = None) -> dict:
     """Frames per second through the full pipeline for ``n_streams`` copies of ``video``."""
     from edge_app.config import StreamConfig
     from edge_app.counter import BinCounter
@@ -68,7 +68,8 @@ def run_pipeline(video: Path, detector: object, n_streams: int, frames: int, bat
         for s in streams
     }
     pipeline = Pipeline(sources, [detector], handlers, max_batch=batch, max_wait_s=0.01, queue_size=2 * batch,
-                        stoppers=[src.stop for src in sources.values()], background_nice=background_nice)
+                        stoppers=[src.stop for src in sources.values()], background_nice=background_nice,
+                        core_plan=core_plan)
     started, cpu = time.perf_counter(), time.process_time()
     pipeline.run()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -190,6 +191,8 @@ def bench_pipeline(
     background_nice: Annotated[int, typer.Option(help="Decode/post threads' nice below inference, as config "
                                                       "pipeline.background_nice (0: same priority)")]
     = DEFAULT_BACKGROUND_NICE,
+    pin: Annotated[bool, typer.Option(help="Pin inference and background threads to separate cores, as config "
+                                           "pipeline.pin_threads")] = False,
     rounds: Annotated[int, typer.Option(help="Repeat every measurement; the best round counts")] = 3,
     out: Annotated[Path, typer.Option(help="Folder for pipeline.json and pipeline.png")] = Path("out/bench"),
     short: Annotated[bool, typer.Option("--short", help="CI size: 1 and 2 streams, few frames")] = False,
@@ -217,9 +220,11 @@ def bench_pipeline(
         raise EdgeAppError(f"--resize: expected 'linear' or 'gluoncv' (got {resize!r})")
     detector = prepared(OrtDetector.from_config(ModelConfig(path=model_path, batch_size=batch, resize=resize),
                                                 optimization=optimization, intra_op_threads=threads))
+    core_plan = CorePlan.split(threads) if pin else None
     console.print(f"video: {video} ({made_by}, {width}x{height}); model: {model_path} "
                   f"({detector.model_version}); ORT optimisation {optimization}, {threads} intra-op thread(s) "
                   f"on {available_cores()} core(s); batch {batch}; {resize} resize; background nice {background_nice}; "
+                  f"pinned {core_plan}; "
                   f"{frames} frames per stream; "
                   f"best of {rounds}")
 
@@ -243,7 +248,7 @@ def bench_pipeline(
         if all_cores is not None:
             all_cores_runs.append(run_bare_session(all_cores, images, frames * max(counts), batch)["fps"])
         for n in counts:
-            pipe = run_pipeline(video, detector, n, frames, batch, background_nice)
+            pipe = run_pipeline(video, detector, n, frames, batch, background_nice, core_plan)
             bare = run_bare_session(detector, images, pipe["frames"], batch)
             row = best.setdefault(n, {"streams": n, "pipeline_fps": 0.0, "bare_fps": 0.0,
                                       "pipeline_cpu_ms": math.inf, "bare_cpu_ms": math.inf})
@@ -291,7 +296,7 @@ def bench_pipeline(
                   f"{'MET' if worst_mx >= TARGET_OVER_MXNET else 'NOT MET'}")
     out.mkdir(parents=True, exist_ok=True)
     result = {"batch": batch, "optimization": optimization, "resize": resize,
-              "background_nice": background_nice, "threads": threads,
+              "background_nice": background_nice, "pinned": core_plan is not None, "threads": threads,
               "cores": available_cores(),
               "rounds": rounds, "video": {"path": str(video), "made_by": made_by, "width": width, "height": height},
               "model_version": detector.model_version, "frames_per_stream": frames, "mxnet_runs_fps": mxnet_runs,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 
 
 def available_cores() -> int:
@@ -47,6 +48,53 @@ def lower_thread_priority(steps: int) -> None:
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + steps))
     except (AttributeError, OSError):  # not Linux, or a sandbox that forbids it: run at normal priority
         pass
+
+
+@dataclass(frozen=True)
+class CorePlan:
+    """Inference on its own cores, everything else (decoding, preprocessing, counting) on the others.
+
+    Why pin and not only lower the background threads' priority: the scheduler balances *load*, so with
+    several decode threads it still parks one next to the inference thread now and then, and each such slice
+    (and each cache refill after it) slows the detector. Pinned, the detector's core runs the detector.
+    """
+
+    inference: frozenset[int]
+    background: frozenset[int]
+
+    @classmethod
+    def split(cls, inference_threads: int) -> CorePlan | None:
+        """The first ``inference_threads`` allowed cores for inference, the rest for the background; None when
+        there is no core left over (pinning would then only forbid the scheduler from helping)."""
+        try:
+            cores = sorted(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            return None
+        if len(cores) <= inference_threads:
+            return None
+        return cls(frozenset(cores[:inference_threads]), frozenset(cores[inference_threads:]))
+
+
+def pin_this_thread(cores: frozenset[int] | None) -> None:
+    """Restrict the calling thread to ``cores`` (Linux: the affinity of one thread); no-op for None/elsewhere."""
+    if not cores:
+        return
+    try:
+        os.sched_setaffinity(threading.get_native_id(), cores)
+    except (AttributeError, OSError):  # not Linux, or cores outside our cpuset: leave it to the scheduler
+        pass
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how eagerly one pipeline thread runs; applied by the thread itself when it starts."""
+
+    nice: int = 0
+    cores: frozenset[int] | None = None
+
+    def apply(self) -> None:
+        lower_thread_priority(self.nice)
+        pin_this_thread(self.cores)
 
 
 def single_threaded_opencv() -> None:

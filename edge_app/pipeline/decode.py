@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from edge_app.frame import Frame
-from edge_app.pipeline.cpu import lower_thread_priority
+from edge_app.pipeline.cpu import Placement
 from edge_app.pipeline.jobs import Job
 from edge_app.pipeline.metrics import StreamMetrics
 from edge_app.pipeline.queues import DropOldestQueue, QueueClosed
@@ -42,10 +42,10 @@ class DecodeThread(threading.Thread):
         prepare: Callable[[Frame], Frame] | None = None,
         preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
-        nice: int = 0,
+        placement: Placement = Placement(),
     ) -> None:
         super().__init__(name=f"decode-{name}", daemon=True)
-        self.nice = nice
+        self.placement = placement
         self.source = source
         self.queue = queue
         self.metrics = metrics
@@ -69,7 +69,7 @@ class DecodeThread(threading.Thread):
 
     def run(self) -> None:
         try:
-            lower_thread_priority(self.nice)  # inference first: see `cpu.lower_thread_priority`
+            self.placement.apply()  # background: lower priority, off the inference cores (`pipeline.cpu`)
             for frame in self.source:
                 if self.stop_event.is_set():
                     break

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from edge_app.detections import Detections
 from edge_app.frame import Frame
-from edge_app.pipeline.cpu import lower_thread_priority
+from edge_app.pipeline.cpu import Placement
 from edge_app.pipeline.jobs import Job
 from edge_app.pipeline.metrics import StreamMetrics
 
@@ -39,10 +39,10 @@ class PostProcessThread(threading.Thread):
         *,
         maxsize: int = 64,
         on_error: Callable[[BaseException], None] | None = None,
-        nice: int = 0,
+        placement: Placement = Placement(),
     ) -> None:
         super().__init__(name=f"post-{name}", daemon=True)
-        self.nice = nice
+        self.placement = placement
         self.handler = handler
         self.metrics = metrics
         self.on_error = on_error
@@ -69,7 +69,7 @@ class PostProcessThread(threading.Thread):
 
     def run(self) -> None:
         try:
-            lower_thread_priority(self.nice)  # inference first: see `cpu.lower_thread_priority`
+            self.placement.apply()  # background: lower priority, off the inference cores (`pipeline.cpu`)
             while (item := self._queue.get()) is not _END:
                 job, detections = item
                 self.handler(job.frame, detections)

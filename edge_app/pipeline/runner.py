@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from edge_app.detections import Detections
 from edge_app.frame import Frame
 from edge_app.pipeline.batcher import DynamicBatcher
-from edge_app.pipeline.cpu import DEFAULT_BACKGROUND_NICE, single_threaded_opencv
+from edge_app.pipeline.cpu import DEFAULT_BACKGROUND_NICE, CorePlan, Placement, single_threaded_opencv
 from edge_app.pipeline.decode import DecodeThread
 from edge_app.pipeline.jobs import BatchDetector, Job
 from edge_app.pipeline.metrics import PipelineMetrics
@@ -47,6 +47,8 @@ class Pipeline:
     ``stoppers``: callables that interrupt a blocking source (e.g. ``VideoSource.stop``).
     ``background_nice``: how many nice levels below the inference workers the decode and post-processing
     threads run (`cpu.lower_thread_priority`); 0 runs every thread at the same priority.
+    ``core_plan``: pin the inference workers and the background threads to separate cores (`cpu.CorePlan`);
+    None leaves placement to the scheduler.
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class Pipeline:
         prepare: Mapping[str, Callable[[Frame], Frame]] | None = None,
         stoppers: Sequence[Callable[[], None]] = (),
         background_nice: int = DEFAULT_BACKGROUND_NICE,
+        core_plan: CorePlan | None = None,
     ) -> None:
         if set(sources) != set(handlers):
             raise ValueError("every stream needs exactly one handler")
@@ -73,11 +76,13 @@ class Pipeline:
         self._errors: list[BaseException] = []
         self._errors_lock = threading.Lock()
         prepare = prepare or {}
+        background = Placement(background_nice, core_plan.background if core_plan else None)
+        foreground = Placement(0, core_plan.inference if core_plan else None)
         # All devices run the same model, so the first one's preprocessing serves every batch.
         preprocess = detectors[0].preprocess if isinstance(detectors[0], PreparedDetector) else None
         self._post = {
             name: PostProcessThread(name, handlers[name], self.metrics.streams[name], on_error=self._fail,
-                                    nice=background_nice)
+                                    placement=background)
             for name in sources
         }
         self._decoders = [
@@ -90,12 +95,13 @@ class Pipeline:
                 prepare=prepare.get(name),
                 preprocess=preprocess,
                 on_error=self._fail,
-                nice=background_nice,
+                placement=background,
             )
             for name, source in sources.items()
         ]
         self._workers = [
-            InferenceWorker(f"dev{i}", self.batcher, detector, self._deliver, self.metrics, on_error=self._fail)
+            InferenceWorker(f"dev{i}", self.batcher, detector, self._deliver, self.metrics, on_error=self._fail,
+                            placement=foreground)
             for i, detector in enumerate(detectors)
         ]
         self._started = False

@@ -17,6 +17,7 @@ import numpy as np
 
 from edge_app.detections import Detections
 from edge_app.pipeline.batcher import DynamicBatcher
+from edge_app.pipeline.cpu import Placement
 from edge_app.pipeline.jobs import BatchDetector, Job
 from edge_app.pipeline.metrics import PipelineMetrics
 from edge_app.pipeline.split import PreparedDetector
@@ -36,6 +37,7 @@ class InferenceWorker(threading.Thread):
         metrics: PipelineMetrics,
         *,
         on_error: Callable[[BaseException], None] | None = None,
+        placement: Placement = Placement(),
     ) -> None:
         super().__init__(name=f"infer-{name}", daemon=True)
         self.batcher = batcher
@@ -43,6 +45,7 @@ class InferenceWorker(threading.Thread):
         self.deliver = deliver
         self.metrics = metrics
         self.on_error = on_error
+        self.placement = placement
 
     def _detect(self, batch: list[Job]) -> list[Detections]:
         """Stack the tensors the decode threads prepared, or let the detector preprocess the frames."""
@@ -53,6 +56,7 @@ class InferenceWorker(threading.Thread):
 
     def run(self) -> None:
         try:
+            self.placement.apply()  # the inference cores (`pipeline.cpu.CorePlan`)
             while batch := self.batcher.next_batch():
                 started = time.perf_counter()
                 results = self._detect(batch)
