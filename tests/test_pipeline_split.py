@@ -113,3 +113,14 @@ def test_prepared_detector_preprocesses_with_the_detectors_resize_mode_and_stati
     np.testing.assert_allclose(shift, np.array([0.485, 0.456, 0.406]) / np.array([0.229, 0.224, 0.225]), rtol=1e-4)
     with pytest.raises(EdgeAppError, match="model.resize"):
         OrtDetector.from_path(path, resize="area")
+
+
+def test_tensorrt_detector_checks_the_resize_mode_before_touching_a_gpu() -> None:
+    from edge_app.detectors.trt_detector import TrtDetector
+    from edge_app.errors import EdgeAppError
+
+    path = CACHE / "app" / "slot_detector.onnx"
+    if not path.is_file():
+        slot_detector_onnx(path)
+    with pytest.raises(EdgeAppError, match="model.resize: expected one of gluoncv, linear"):
+        TrtDetector(path, resize="area", runner=lambda batch: batch)

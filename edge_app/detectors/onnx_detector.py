@@ -65,11 +65,9 @@ class OrtDetector(PerThreadPreprocessing):
                  optimization: Optimization = "basic", providers: Sequence[str] | None = None,
                  intra_op_threads: int | None = None, resize: str = "gluoncv") -> None:
         from edge_app.detectors import graph_tools
-        from edge_app.detectors.preprocess import RESIZE_MODES
+        from edge_app.detectors.preprocess import checked_resize_mode
 
-        if resize not in RESIZE_MODES:
-            raise EdgeAppError(f"model.resize: expected one of {', '.join(RESIZE_MODES)}, got {resize!r}")
-        self.resize = resize
+        self.resize = checked_resize_mode(resize)
         self.spec = spec
         self.class_names: tuple[str, ...] = spec.class_names
         self.input_size: tuple[int, int] = spec.input_size

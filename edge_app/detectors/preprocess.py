@@ -53,6 +53,15 @@ INTER_LINEAR, INTER_CUBIC, INTER_AREA = cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.I
 RESIZE_MODES: tuple[str, ...] = ("gluoncv", "linear")
 
 
+def checked_resize_mode(mode: str) -> str:
+    """``mode`` if it is one of `RESIZE_MODES`, else the one-line user error naming ``model.resize``."""
+    if mode not in RESIZE_MODES:
+        from edge_app.errors import EdgeAppError
+
+        raise EdgeAppError(f"model.resize: expected one of {', '.join(RESIZE_MODES)}, got {mode!r}")
+    return mode
+
+
 def auto_interpolation(frame_hw: tuple[int, int], input_wh: tuple[int, int]) -> int:
     """MXNet's ``interp=9``: cubic to enlarge, area to shrink (both sides), bilinear otherwise."""
     old_h, old_w = frame_hw

@@ -367,8 +367,9 @@ class TrtDetector(PerThreadPreprocessing):
                  cache_dir: str | Path | None = None, workspace_mb: int = DEFAULT_WORKSPACE_MB,
                  runner: Callable[[np.ndarray], np.ndarray] | None = None, resize: str | None = None) -> None:
         from edge_app.detectors import graph_tools
+        from edge_app.detectors.preprocess import checked_resize_mode
 
-        self.resize = resize or (model_cfg.resize if model_cfg else "gluoncv")
+        self.resize = checked_resize_mode(resize or (model_cfg.resize if model_cfg else "gluoncv"))
         model_path = Path(model_path)
         model = load_onnx(model_path)
         self.spec = inspect_model(model, model_path, model_cfg)

@@ -39,6 +39,7 @@ def lower_thread_priority(steps: int) -> None:
     shares the inference core with them: every slice a decoder gets there is a slice the detector loses.
     At nice +5 a decoder gets about a third of the inference thread's share when both want the same core
     (CFS weights 1024 vs 335), so decoders fill the idle time instead of taking turns with the detector.
+    (Measured only together with the bilinear resize: README, Performance.)
     Linux applies ``setpriority(PRIO_PROCESS, tid)`` to one thread; raising one's own nice needs no privilege.
     """
     if steps <= 0:
@@ -54,9 +55,11 @@ def lower_thread_priority(steps: int) -> None:
 class CorePlan:
     """Inference on its own cores, everything else (decoding, preprocessing, counting) on the others.
 
-    Why pin and not only lower the background threads' priority: the scheduler balances *load*, so with
+    The idea beyond lowering the background threads' priority: the scheduler balances *load*, so with
     several decode threads it still parks one next to the inference thread now and then, and each such slice
-    (and each cache refill after it) slows the detector. Pinned, the detector's core runs the detector.
+    (and each cache refill after it) slows the detector. Measured on the 2-core development machine it made no
+    difference beyond round-to-round noise (README, Performance), so ``pipeline.pin_threads`` is off by default;
+    it is there for devices where it does.
     """
 
     inference: frozenset[int]
