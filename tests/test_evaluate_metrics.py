@@ -56,3 +56,30 @@ def test_finding_every_box_lifts_both_metrics_to_one(monkeypatch, two_images) ->
     result = evaluate.evaluate_onnx(Path("unused.onnx"), two_images, operating_threshold=0.5)
     assert result.map == pytest.approx(1.0) and result.map_area == pytest.approx(1.0) and result.max_recall == 1.0
     assert result.totals() == {"tp": 2, "fp": 0, "fn": 1}  # the third box scored below the operating threshold
+
+
+def test_eval_command_prints_both_metrics_and_rejects_a_bad_resize(tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    records = []
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"{i}.jpg"), np.full((120, 160, 3), 90, np.uint8))
+        records.append({"source-ref": f"{i}.jpg", "label": {
+            "image_size": [{"width": 160, "height": 120, "depth": 3}],
+            "annotations": [{"class_id": 0, "left": 20, "top": 20, "width": 50, "height": 40}]},
+            "label-metadata": {"type": "groundtruth/object-detection", "class-map": {"0": "tray"}}})
+    manifest = tmp_path / "output.manifest"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    app = str(repo / ".venv" / "bin" / "edge-app")
+    model = str(repo / "models" / "tray_detector.onnx")
+    done = subprocess.run([app, "eval", "--model", model, "--data", str(manifest), "--resize", "linear",
+                           "--out", str(tmp_path / "eval.json")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "(linear resize): mAP@0.5" in done.stdout and "VOC2010+ area" in done.stdout
+    report = json.loads((tmp_path / "eval.json").read_text())["fp32"]
+    assert {"map", "map_area", "max_recall"} <= set(report) and report["gt_boxes"] == 2
+    bad = subprocess.run([app, "eval", "--model", model, "--data", str(manifest), "--resize", "area"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: --resize: expected one of gluoncv, linear (got 'area')"
