@@ -187,12 +187,11 @@ def eval_cmd(
     = "gluoncv",
 ) -> None:
     """VOC07 mAP@0.5 of an ONNX model through the edge app's ONNX Runtime backend; FP32 vs FP16; worst frames."""
-    from edge_app.detectors.preprocess import RESIZE_MODES
+    from edge_app.detectors.preprocess import checked_resize_mode
     from training.data import samples_from_path
     from training.evaluate import evaluate_onnx, max_box_difference, plot_pr, write_json
 
-    if resize not in RESIZE_MODES:
-        raise EdgeAppError(f"--resize: expected one of {', '.join(RESIZE_MODES)} (got {resize!r})")
+    checked_resize_mode(resize, "--resize")
     samples = [s for path in data for s in samples_from_path(path)]
     result = evaluate_onnx(model, samples, operating_threshold=threshold, progress=True, resize=resize)
     report = {"fp32": result.to_dict(worst)}

@@ -33,7 +33,7 @@ import numpy as np
 import typer
 
 from edge_app.bench.assets import DEFAULT_ARCH, bench_video, untrained_model
-from edge_app.detectors.preprocess import RESIZE_MODES
+from edge_app.detectors.preprocess import checked_resize_mode
 from edge_app.errors import EdgeAppError
 from edge_app.pipeline.cpu import DEFAULT_BACKGROUND_NICE, CorePlan, available_cores, default_inference_threads
 
@@ -217,8 +217,7 @@ def bench_pipeline(
         raise EdgeAppError(f"--optimization: expected 'basic' or 'all' (got {optimization!r})")
     threads = threads or default_inference_threads()
     rounds = 1 if short else max(1, rounds)
-    if resize not in RESIZE_MODES:
-        raise EdgeAppError(f"--resize: expected one of {', '.join(RESIZE_MODES)} (got {resize!r})")
+    checked_resize_mode(resize, "--resize")
     detector = prepared(OrtDetector.from_config(ModelConfig(path=model_path, batch_size=batch, resize=resize),
                                                 optimization=optimization, intra_op_threads=threads))
     core_plan = CorePlan.split(threads) if pin else None

@@ -53,12 +53,12 @@ INTER_LINEAR, INTER_CUBIC, INTER_AREA = cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.I
 RESIZE_MODES: tuple[str, ...] = ("gluoncv", "linear")
 
 
-def checked_resize_mode(mode: str) -> str:
-    """``mode`` if it is one of `RESIZE_MODES`, else the one-line user error naming ``model.resize``."""
+def checked_resize_mode(mode: str, name: str = "model.resize") -> str:
+    """``mode`` if it is one of `RESIZE_MODES`, else the one-line user error naming ``name`` (key or flag)."""
     if mode not in RESIZE_MODES:
         from edge_app.errors import EdgeAppError
 
-        raise EdgeAppError(f"model.resize: expected one of {', '.join(RESIZE_MODES)}, got {mode!r}")
+        raise EdgeAppError(f"{name}: expected one of {', '.join(RESIZE_MODES)} (got {mode!r})")
     return mode
 
 
