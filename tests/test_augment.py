@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge_app.roi import Roi
-from training.augment import apply_roi, augment, crop, expand, hflip, vflip
+from training.augment import apply_roi, augment, crop, expand, hflip, motion_blur, motion_kernel, vflip
 
 
 def _scene() -> tuple[np.ndarray, np.ndarray]:
@@ -50,3 +50,26 @@ def test_roi_mask_identical_to_edge_app_and_drops_outside_boxes() -> None:
     masked, kept = apply_roi(img, boxes, polygon)
     assert np.array_equal(masked, Roi(polygon).mask(img))
     assert kept.tolist() == [[5, 5, 15, 15, 0]]
+
+
+def test_motion_kernel_is_a_normalised_line_along_its_angle() -> None:
+    flat = motion_kernel(9, 0.0)
+    assert abs(flat.sum() - 1.0) < 1e-5
+    assert np.count_nonzero(flat[4]) == 9 and np.count_nonzero(np.delete(flat, 4, 0)) == 0
+    upright = motion_kernel(9, 90.0)
+    assert np.count_nonzero(upright[:, 4]) >= 7 and abs(upright.sum() - 1.0) < 1e-5
+
+
+def test_motion_blur_smears_only_around_the_chosen_box() -> None:
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    boxes = np.array([[20, 10, 50, 30, 0]], np.float32)
+    out = motion_blur(img, boxes, np.random.default_rng(0), margin=0.3)
+    changed = np.argwhere((out != img).any(axis=2))
+    assert len(changed) > 0
+    # the box plus 30 % of its size around it: x 11..59, y 4..36
+    assert changed[:, 1].min() >= 11 and changed[:, 1].max() < 59
+    assert changed[:, 0].min() >= 4 and changed[:, 0].max() < 36
+    assert out[changed[:, 0], changed[:, 1]].std() < img[changed[:, 0], changed[:, 1]].std()  # smoother
+    whole = motion_blur(img, boxes[:0], np.random.default_rng(0))
+    assert (whole != img).any(axis=2).mean() > 0.9  # no box: camera shake blurs the whole frame
