@@ -258,7 +258,7 @@ class EdgeApp:
                 max_batch=max(1, min(cfg.model.batch_size, int(getattr(detector, "max_batch", 1)))),
                 max_wait_s=pc.max_wait_ms / 1000.0, queue_size=pc.queue_size, prepare=prepare,
                 stoppers=[s.stop for s in sources.values()], background_nice=pc.background_nice,
-                core_plan=self._core_plan(),
+                core_plan=self._core_plan(), stack_ahead=pc.stack_ahead,
             )
             if self._stop_requested.is_set():  # a signal arrived while starting up
                 return []

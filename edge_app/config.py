@@ -195,6 +195,9 @@ class PipelineConfig(StrictModel):
     post-processing threads to the others (`pipeline.cpu.CorePlan`). Off by default: on the 2-core development
     machine it made no difference beyond noise (README, Performance), and on a machine shared with other work
     it stops the scheduler from moving the detector to a free core."""
+    stack_ahead: bool = True
+    """Copy each batch's prepared frames into one array on a background thread, one batch ahead of the detector,
+    instead of on the inference thread between two detector calls (`pipeline.stacking`). False: the old way."""
 
 
 class OutputConfig(StrictModel):

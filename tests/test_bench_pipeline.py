@@ -54,13 +54,17 @@ def test_paced_source_stops_on_request(video: Path) -> None:
 @pytest.mark.parametrize("bench", ["pipeline", "capacity"])
 def test_short_benchmarks_run_and_write_their_results(bench: str, tmp_path: Path) -> None:
     done = subprocess.run([str(REPO / ".venv" / "bin" / "edge-app"), "bench", bench, "--short", "--width", "320",
-                           "--height", "240", "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+                           "--height", "240", "--out", str(tmp_path),
+                           *(["--compare-stacking"] if bench == "pipeline" else [])],
+                          capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / f"{bench}.json").read_text())
     assert (tmp_path / f"{bench}.png").stat().st_size > 1000
     if bench == "pipeline":
         assert [r["streams"] for r in result["rows"]] == [1, 2]
         assert result["resize"] == "linear" and result["background_nice"] == 5 and not result["pinned"]  # as `run`
+        assert result["stack_ahead"] and all(r["other_stacking_fps"] > 0 for r in result["rows"])
+        assert "same rounds, stack ahead False" in done.stdout
         assert all(r["pipeline_fps"] > 0 and r["bare_fps"] > 0 and r["mxnet_fps"] > 0 for r in result["rows"])
         assert "of bare session" in done.stdout and "x MXNet loop" in done.stdout  # the two target verdicts
     else:

@@ -202,7 +202,7 @@ def test_stop_shuts_down_live_streams_and_joins_every_thread() -> None:
     pipeline.stop()
     assert pipeline.join(timeout=10)
     assert not any(t.is_alive() for t in pipeline.threads)
-    assert len(pipeline.threads) == 2 + 2 + 2  # decoders, workers, post-processors
+    assert len(pipeline.threads) == 2 + 2 + 2 + 2  # decoders, stackers, workers, post-processors
     assert not any(pipeline.ended_by_itself(n) for n in names)  # stopped: counters save state mid-bin
 
 
@@ -264,7 +264,7 @@ def test_a_frame_that_cannot_be_prepared_is_skipped_not_fatal() -> None:
     assert pipeline.ended_by_itself("a")
 
 
-def test_decode_and_postprocess_threads_run_at_lower_priority_than_inference() -> None:
+def test_decode_stack_and_postprocess_threads_run_at_lower_priority_than_inference() -> None:
     import os
 
     def nice_now() -> int:
@@ -286,9 +286,25 @@ def test_decode_and_postprocess_threads_run_at_lower_priority_than_inference() -
 
     for background_nice in (4, 0):
         seen.clear()
-        Pipeline({"cam": source()}, [NiceRecordingDetector()], {"cam": handler}, background_nice=background_nice).run()
+        release = threading.Event()
+
+        def held_source(release: threading.Event = release):  # noqa: ANN202 - open until the stacker is read
+            release.wait(10)
+            yield from source()
+
+        pipeline = Pipeline({"cam": held_source()}, [NiceRecordingDetector()], {"cam": handler},
+                            background_nice=background_nice)
+        pipeline.start()
+        stacker = next(t for t in pipeline.threads if t.name.startswith("stack-"))
+        deadline = time.monotonic() + 5
+        while os.getpriority(os.PRIO_PROCESS, stacker.native_id) == nice_now() and background_nice and \
+                time.monotonic() < deadline:
+            time.sleep(0.01)  # the thread lowers its own priority as it starts
+        seen["stack"] = os.getpriority(os.PRIO_PROCESS, stacker.native_id)
+        release.set()
+        assert pipeline.join(timeout=10)
         assert seen["inference"] == nice_now()
-        assert seen["decode"] == seen["post"] == min(19, nice_now() + background_nice)
+        assert seen["decode"] == seen["post"] == seen["stack"] == min(19, nice_now() + background_nice)
 
 
 def test_core_plan_pins_inference_and_background_threads_to_separate_cores() -> None:

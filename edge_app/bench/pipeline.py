@@ -52,7 +52,8 @@ class _NoPublisher:
 
 
 def run_pipeline(video: Path, detector: object, n_streams: int, frames: int, batch: int,
-                 background_nice: int = DEFAULT_BACKGROUND_NICE, core_plan: object = None) -> dict:
+                 background_nice: int = DEFAULT_BACKGROUND_NICE, core_plan: object = None,
+                 stack_ahead: bool = True) -> dict:
     """Frames per second through the full pipeline for ``n_streams`` copies of ``video``."""
     from edge_app.config import StreamConfig
     from edge_app.counter import BinCounter
@@ -70,7 +71,7 @@ def run_pipeline(video: Path, detector: object, n_streams: int, frames: int, bat
     }
     pipeline = Pipeline(sources, [detector], handlers, max_batch=batch, max_wait_s=0.01, queue_size=2 * batch,
                         stoppers=[src.stop for src in sources.values()], background_nice=background_nice,
-                        core_plan=core_plan)
+                        core_plan=core_plan, stack_ahead=stack_ahead)
     started, cpu = time.perf_counter(), time.process_time()
     pipeline.run()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -194,6 +195,10 @@ def bench_pipeline(
     = DEFAULT_BACKGROUND_NICE,
     pin: Annotated[bool, typer.Option(help="Pin inference and background threads to separate cores, as config "
                                            "pipeline.pin_threads")] = False,
+    stack_ahead: Annotated[bool, typer.Option(help="Stack the next batch on a background thread, as config "
+                                                   "pipeline.stack_ahead")] = True,
+    compare_stacking: Annotated[bool, typer.Option(help="Also run the pipeline with the other stacking (ahead vs "
+                                                        "inline) in every round, as a same-run comparison")] = False,
     rounds: Annotated[int, typer.Option(help="Repeat every measurement; the best round counts")] = 3,
     out: Annotated[Path, typer.Option(help="Folder for pipeline.json and pipeline.png")] = Path("out/bench"),
     short: Annotated[bool, typer.Option("--short", help="CI size: 1 and 2 streams, few frames")] = False,
@@ -224,7 +229,7 @@ def bench_pipeline(
     console.print(f"video: {video} ({made_by}, {width}x{height}); model: {model_path} "
                   f"({detector.model_version}); ORT optimisation {optimization}, {threads} intra-op thread(s) "
                   f"on {available_cores()} core(s); batch {batch}; {resize} resize; background nice {background_nice}; "
-                  f"pinned {core_plan}; "
+                  f"pinned {core_plan}; stack ahead {stack_ahead}; "
                   f"{frames} frames per stream; "
                   f"best of {rounds}")
 
@@ -248,7 +253,7 @@ def bench_pipeline(
         if all_cores is not None:
             all_cores_runs.append(run_bare_session(all_cores, images, frames * max(counts), batch)["fps"])
         for n in counts:
-            pipe = run_pipeline(video, detector, n, frames, batch, background_nice, core_plan)
+            pipe = run_pipeline(video, detector, n, frames, batch, background_nice, core_plan, stack_ahead)
             bare = run_bare_session(detector, images, pipe["frames"], batch)
             row = best.setdefault(n, {"streams": n, "pipeline_fps": 0.0, "bare_fps": 0.0,
                                       "pipeline_cpu_ms": math.inf, "bare_cpu_ms": math.inf})
@@ -259,8 +264,13 @@ def bench_pipeline(
                            inference_busy=pipe["inference_busy"], latency_ms_p95=pipe["latency_ms_p95"],
                            frames=pipe["frames"])
             row["bare_fps"] = max(row["bare_fps"], bare["fps"])
+            other = ""
+            if compare_stacking:
+                alt = run_pipeline(video, detector, n, frames, batch, background_nice, core_plan, not stack_ahead)
+                row["other_stacking_fps"] = max(row.get("other_stacking_fps", 0.0), alt["fps"])
+                other = f", pipeline with stack ahead {not stack_ahead} {alt['fps']:.1f} fps"
             console.print(f"  round {round_no + 1}, {n} stream(s): pipeline {pipe['fps']:.1f} fps (inference busy "
-                          f"{pipe['inference_busy']:.0%}), bare session {bare['fps']:.1f} fps")
+                          f"{pipe['inference_busy']:.0%}), bare session {bare['fps']:.1f} fps{other}")
     mxnet_round()
     mxnet_fps = max(mxnet_runs)
     rows = [best[n] for n in counts]
@@ -279,6 +289,10 @@ def bench_pipeline(
                       f"{100 * r['inference_busy']:.0f} %",
                       f"{r['latency_ms_p95']:.0f}", f"{r['pipeline_cpu_ms']:.1f}", f"{r['bare_cpu_ms']:.1f}")
     console.print(table)
+    if compare_stacking:
+        console.print(f"same rounds, stack ahead {not stack_ahead}: " + ", ".join(
+            f"{r['streams']} stream(s) {r['other_stacking_fps']:.1f} fps = "
+            f"{r['other_stacking_fps'] / r['bare_fps']:.0%} of bare" for r in rows))
     worst_ceiling = min(r["of_ceiling"] for r in rows)
     worst_mx = min(r["over_mxnet"] for r in rows)
     console.print(f"MXNet loop runs: {', '.join(f'{f:.1f}' for f in mxnet_runs)} fps (kept the fastest); "
@@ -297,6 +311,7 @@ def bench_pipeline(
     out.mkdir(parents=True, exist_ok=True)
     result = {"batch": batch, "optimization": optimization, "resize": resize,
               "background_nice": background_nice, "pinned": core_plan is not None, "threads": threads,
+              "stack_ahead": stack_ahead,
               "cores": available_cores(),
               "rounds": rounds, "video": {"path": str(video), "made_by": made_by, "width": width, "height": height},
               "model_version": detector.model_version, "frames_per_stream": frames, "mxnet_runs_fps": mxnet_runs,

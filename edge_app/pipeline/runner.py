@@ -3,9 +3,9 @@
 ::
 
     source ─► DecodeThread ─► DropOldestQueue ─┐
-    source ─► DecodeThread ─► DropOldestQueue ─┼─► DynamicBatcher ─► InferenceWorker (per device)
-    source ─► DecodeThread ─► DropOldestQueue ─┘                          │
-                         PostProcessThread (per stream: ROI, counter, events, publish) ◄┘
+    source ─► DecodeThread ─► DropOldestQueue ─┼─► DynamicBatcher ─► StackAhead ─► InferenceWorker (per device)
+    source ─► DecodeThread ─► DropOldestQueue ─┘                                         │
+                         PostProcessThread (per stream: ROI, counter, events, publish) ◄─────────┘
 
 Shutdown, the clean way round (so no frame is half-processed and every thread is joined):
 
@@ -33,7 +33,8 @@ from edge_app.pipeline.jobs import BatchDetector, Job
 from edge_app.pipeline.metrics import PipelineMetrics
 from edge_app.pipeline.postprocess import FrameHandler, PostProcessThread
 from edge_app.pipeline.split import PreparedDetector
-from edge_app.pipeline.worker import InferenceWorker
+from edge_app.pipeline.stacking import InlineStacking, StackAhead
+from edge_app.pipeline.worker import BatchFeed, InferenceWorker
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ class Pipeline:
     threads run (`cpu.lower_thread_priority`); 0 runs every thread at the same priority.
     ``core_plan``: pin the inference workers and the background threads to separate cores (`cpu.CorePlan`);
     None leaves placement to the scheduler.
+    ``stack_ahead``: stack each worker's next batch on a background thread while it runs the current one
+    (`stacking.StackAhead`); False stacks on the inference thread.
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class Pipeline:
         stoppers: Sequence[Callable[[], None]] = (),
         background_nice: int = DEFAULT_BACKGROUND_NICE,
         core_plan: CorePlan | None = None,
+        stack_ahead: bool = True,
     ) -> None:
         if set(sources) != set(handlers):
             raise ValueError("every stream needs exactly one handler")
@@ -99,10 +103,13 @@ class Pipeline:
             )
             for name, source in sources.items()
         ]
+        self._stackers = [StackAhead(f"dev{i}", self.batcher, placement=background)
+                          for i in range(len(detectors)) if stack_ahead]
+        feeds: list[BatchFeed] = [*self._stackers] or [InlineStacking(self.batcher) for _ in detectors]
         self._workers = [
-            InferenceWorker(f"dev{i}", self.batcher, detector, self._deliver, self.metrics, on_error=self._fail,
+            InferenceWorker(f"dev{i}", feed, detector, self._deliver, self.metrics, on_error=self._fail,
                             placement=foreground)
-            for i, detector in enumerate(detectors)
+            for i, (feed, detector) in enumerate(zip(feeds, detectors, strict=True))
         ]
         self._started = False
         self._post_finished = False
@@ -118,7 +125,7 @@ class Pipeline:
 
     @property
     def threads(self) -> list[threading.Thread]:
-        return [*self._decoders, *self._workers, *self._post.values()]
+        return [*self._decoders, *self._stackers, *self._workers, *self._post.values()]
 
     def ended_by_itself(self, stream: str) -> bool:
         """Did this stream's source end on its own (end of file), rather than being stopped?"""
@@ -135,7 +142,7 @@ class Pipeline:
         self._started = True
         single_threaded_opencv()
         self.metrics.mark_start()
-        for thread in [*self._post.values(), *self._workers, *self._decoders]:
+        for thread in [*self._post.values(), *self._workers, *self._stackers, *self._decoders]:
             thread.start()
 
     def stop(self) -> None:
@@ -165,7 +172,7 @@ class Pipeline:
             self._post_finished = True
             for post in self._post.values():
                 post.finish()
-        done = self._join_all([*self._post.values(), *self._decoders], deadline, poll_s)
+        done = self._join_all([*self._post.values(), *self._stackers, *self._decoders], deadline, poll_s)
         if done and self._errors:
             raise self._errors[0]
         return done

@@ -12,26 +12,33 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-
-import numpy as np
+from typing import Protocol
 
 from edge_app.detections import Detections
-from edge_app.pipeline.batcher import DynamicBatcher
 from edge_app.pipeline.cpu import Placement
 from edge_app.pipeline.jobs import BatchDetector, Job
 from edge_app.pipeline.metrics import PipelineMetrics
 from edge_app.pipeline.split import PreparedDetector
+from edge_app.pipeline.stacking import Batch
 
 log = logging.getLogger(__name__)
 
 
+class BatchFeed(Protocol):
+    """Where a worker's batches come from: `stacking.InlineStacking` or `stacking.StackAhead`."""
+
+    def next_batch(self) -> Batch: ...
+
+    def close(self) -> None: ...
+
+
 class InferenceWorker(threading.Thread):
-    """Runs ``detector`` on batches from ``batcher`` until it returns an empty batch."""
+    """Runs ``detector`` on batches from ``feed`` until it returns a batch without jobs."""
 
     def __init__(
         self,
         name: str,
-        batcher: DynamicBatcher[Job],
+        feed: BatchFeed,
         detector: BatchDetector,
         deliver: Callable[[Job, Detections], None],
         metrics: PipelineMetrics,
@@ -40,32 +47,33 @@ class InferenceWorker(threading.Thread):
         placement: Placement = Placement(),
     ) -> None:
         super().__init__(name=f"infer-{name}", daemon=True)
-        self.batcher = batcher
+        self.feed = feed
         self.detector = detector
         self.deliver = deliver
         self.metrics = metrics
         self.on_error = on_error
         self.placement = placement
 
-    def _detect(self, batch: list[Job]) -> list[Detections]:
-        """Stack the tensors the decode threads prepared, or let the detector preprocess the frames."""
-        if isinstance(self.detector, PreparedDetector) and all(job.tensor is not None for job in batch):
-            tensors = np.stack([job.tensor for job in batch])  # type: ignore[misc]
-            return self.detector.detect_prepared(tensors, [job.frame.image.shape[:2] for job in batch])
-        return self.detector.detect([job.frame.image for job in batch])
+    def _detect(self, batch: Batch) -> list[Detections]:
+        """Run the tensors the decode threads prepared (already stacked), or let the detector preprocess."""
+        if batch.tensors is not None and isinstance(self.detector, PreparedDetector):
+            return self.detector.detect_prepared(batch.tensors, [job.frame.image.shape[:2] for job in batch.jobs])
+        return self.detector.detect([job.frame.image for job in batch.jobs])
 
     def run(self) -> None:
         try:
             self.placement.apply()  # the inference cores (`pipeline.cpu.CorePlan`)
-            while batch := self.batcher.next_batch():
+            while (batch := self.feed.next_batch()).jobs:
                 started = time.perf_counter()
                 results = self._detect(batch)
-                self.metrics.record_batch(len(batch), time.perf_counter() - started)
-                if len(results) != len(batch):
-                    raise RuntimeError(f"detector returned {len(results)} results for {len(batch)} frames")
-                for job, detections in zip(batch, results, strict=True):
+                self.metrics.record_batch(len(batch.jobs), time.perf_counter() - started)
+                if len(results) != len(batch.jobs):
+                    raise RuntimeError(f"detector returned {len(results)} results for {len(batch.jobs)} frames")
+                for job, detections in zip(batch.jobs, results, strict=True):
                     self.deliver(job, detections)
         except BaseException as exc:  # noqa: BLE001 - reported to the pipeline, which stops cleanly
             log.exception("inference worker %s failed", self.name)
             if self.on_error:
                 self.on_error(exc)
+        finally:
+            self.feed.close()
