@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from edge_app.roi import Roi
 from training.augment import apply_roi, augment, crop, expand, hflip, motion_blur, motion_kernel, vflip
@@ -73,3 +74,20 @@ def test_motion_blur_smears_only_around_the_chosen_box() -> None:
     assert out[changed[:, 0], changed[:, 1]].std() < img[changed[:, 0], changed[:, 1]].std()  # smoother
     whole = motion_blur(img, boxes[:0], np.random.default_rng(0))
     assert (whole != img).any(axis=2).mean() > 0.9  # no box: camera shake blurs the whole frame
+
+
+def test_motion_blur_is_off_by_default_and_draws_nothing_then(monkeypatch: pytest.MonkeyPatch) -> None:
+    import training.augment as aug
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    boxes = np.array([[20, 10, 50, 30, 0]], np.float32)
+    calls: list[int] = []
+    real = aug.motion_blur
+    monkeypatch.setattr(aug, "motion_blur", lambda i, b, r: calls.append(1) or real(i, b, r))
+    default = augment(img, boxes, np.random.default_rng(7))
+    off = augment(img, boxes, np.random.default_rng(7), motion_blur_p=0.0)
+    assert np.array_equal(default[0], off[0]) and np.array_equal(default[1], off[1]) and not calls
+    for seed in range(5):
+        augment(img, boxes, np.random.default_rng(seed), motion_blur_p=1.0)
+    assert len(calls) == 5

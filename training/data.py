@@ -113,10 +113,11 @@ def scale_boxes(boxes: np.ndarray, from_wh: tuple[int, int], size: int) -> np.nd
 
 
 def augmented_example(sample: Sample, size: int, rng: np.random.Generator, strength: float,
-                      roi: list[tuple[float, float]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      roi: list[tuple[float, float]] | None = None,
+                      motion_blur_p: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """One training example: (CHW input, (N, 5) boxes at input scale), tiny boxes removed."""
     img, boxes = apply_roi(load_rgb(sample.path), sample.boxes.copy(), roi)
-    img, boxes = augment(img, boxes, rng, strength=strength)
+    img, boxes = augment(img, boxes, rng, strength=strength, motion_blur_p=motion_blur_p)
     h, w = img.shape[:2]
     boxes = scale_boxes(boxes, (w, h), size)
     keep = ((boxes[:, 2] - boxes[:, 0]) >= 2) & ((boxes[:, 3] - boxes[:, 1]) >= 2)
@@ -134,7 +135,8 @@ def pad_boxes(batch_boxes: list[np.ndarray]) -> np.ndarray:
 
 
 def batches(samples: list[Sample], batch_size: int, size: int, seed: int, strength: float,
-            roi: list[tuple[float, float]] | None = None, prefetch: int = 3) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            roi: list[tuple[float, float]] | None = None, prefetch: int = 3,
+            motion_blur_p: float = 0.0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Endless shuffled augmented batches ``(B, 3, S, S)``, ``(B, M, 5)`` from a background thread."""
     if not samples:
         raise EdgeAppError("no training images")
@@ -149,7 +151,7 @@ def batches(samples: list[Sample], batch_size: int, size: int, seed: int, streng
                 idx = order[start:start + batch_size]
                 if len(idx) < batch_size:
                     idx = np.resize(order, batch_size)
-                examples = [augmented_example(samples[i], size, rng, strength, roi) for i in idx]
+                examples = [augmented_example(samples[i], size, rng, strength, roi, motion_blur_p) for i in idx]
                 item = (np.stack([e[0] for e in examples]), pad_boxes([e[1] for e in examples]))
                 while not stop.is_set():
                     try:

@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ema-decay", type=float, default=0.998,
                    help="validate and export an exponential moving average of the weights (0 = raw weights)")
     p.add_argument("--augment-strength", type=float, default=1.0)
+    p.add_argument("--motion-blur", type=float, default=0.0,
+                   help="share of training images with one tray motion-blurred (training/augment.py; 0 = off)")
     p.add_argument("--anchor-sizes", default="auto", help="'auto' (from the data) or comma-separated px")
     p.add_argument("--roi", default="", help="JSON polygon [[x, y], ...] in frame pixels: mask outside it like "
                    "the edge app's mask_outside_roi (train and validation)")
@@ -255,6 +257,8 @@ def run(argv: list[str] | None = None) -> dict:
     import mxnet as mx
     from tqdm import tqdm
 
+    if not 0.0 <= args.motion_blur <= 1.0:
+        raise EdgeAppError(f"--motion-blur: expected a share in [0, 1] (got {args.motion_blur})")
     if not args.train:
         raise EdgeAppError("--train: no training data (give a folder/LST/manifest or set SM_CHANNEL_TRAIN)")
     model_dir = Path(args.model_dir)
@@ -318,7 +322,7 @@ def run(argv: list[str] | None = None) -> dict:
     start = time.monotonic()
     budget_s = args.time_budget_min * 60 if args.time_budget_min > 0 else math.inf
     data = batches(train_samples, args.batch_size, size, seed=args.seed + 1000 * state["epoch"],
-                   strength=args.augment_strength, roi=roi)
+                   strength=args.augment_strength, roi=roi, motion_blur_p=args.motion_blur)
     stopped_by_budget = False
     epoch_times: list[float] = []
     while state["epoch"] < args.epochs:
