@@ -65,6 +65,8 @@ def test_short_benchmarks_run_and_write_their_results(bench: str, tmp_path: Path
         assert result["resize"] == "linear" and result["background_nice"] == 5 and not result["pinned"]  # as `run`
         assert result["stack_ahead"] and all(r["other_stacking_fps"] > 0 for r in result["rows"])
         assert "same rounds, stack ahead False" in done.stdout
+        assert all(len(r["round_ratios"]) == 1 and r["of_ceiling_median"] == r["round_ratios"][0]
+                   for r in result["rows"])
         assert all(r["pipeline_fps"] > 0 and r["bare_fps"] > 0 and r["mxnet_fps"] > 0 for r in result["rows"])
         assert "of bare session" in done.stdout and "x MXNet loop" in done.stdout  # the two target verdicts
     else:

@@ -119,6 +119,19 @@ def test_score_threshold_filters_and_cut_graph_loads_in_ort(tmp_path: Path) -> N
     full = OrtDetector.from_path(exported("ssd"), score_threshold=0.0).detect(frames)[0]
     np.testing.assert_array_equal(via_cut.boxes, full.boxes)
     assert json.loads(graph_tools.read_metadata(cut)["class_names"]) == ["tray"]
+    # The pipeline's split path decodes each frame's row on its own (host NMS per row for the cut graph).
+    from edge_app.pipeline.split import prepared
+
+    two = [frames[0], tray_scene(480, 640, 1)]
+    for detector in (OrtDetector.from_path(tmp_path / "cut.onnx", score_threshold=0.0, max_batch=2),
+                     OrtDetector.from_path(exported("ssd"), score_threshold=0.0, max_batch=2)):
+        split = prepared(detector)
+        pending = split.detect_pending(np.stack([split.preprocess(f) for f in two]), [f.shape[:2] for f in two])
+        for expected, later in zip(detector.detect(two), pending, strict=True):
+            got = later.resolve()
+            assert len(got) == len(expected) > 0
+            np.testing.assert_array_equal(got.boxes, expected.boxes)
+            np.testing.assert_array_equal(got.scores, expected.scores)
 
 
 def test_preprocess_metadata_from_training_is_checked(tmp_path: Path) -> None:

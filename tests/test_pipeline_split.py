@@ -64,10 +64,11 @@ def test_other_detectors_are_left_as_they_are() -> None:
 
 
 @pytest.mark.parametrize("stack_ahead", [True, False])
-def test_pipeline_preprocesses_on_decode_threads_and_infers_stacked_batches(ort_detector, stack_ahead: bool) -> None:  # noqa: ANN001
+def test_pipeline_splits_preprocess_inference_and_decoding_across_threads(ort_detector, stack_ahead: bool) -> None:  # noqa: ANN001
     split = prepared(ort_detector)
     threads_seen: set[str] = set()
     infer_threads: set[str] = set()
+    decode_threads: set[str] = set()
     batch_shapes: list[tuple[int, ...]] = []
 
     class Spy(OrtPreparedDetector):
@@ -75,10 +76,14 @@ def test_pipeline_preprocesses_on_decode_threads_and_infers_stacked_batches(ort_
             threads_seen.add(threading.current_thread().name.split("-")[0])
             return super().preprocess(image)
 
-        def detect_prepared(self, batch: np.ndarray, frame_sizes: list) -> list[Detections]:
+        def detect_pending(self, batch: np.ndarray, frame_sizes: list) -> list:
             infer_threads.add(threading.current_thread().name.split("-")[0])
             batch_shapes.append(batch.shape)
-            return super().detect_prepared(batch, frame_sizes)
+            return super().detect_pending(batch, frame_sizes)
+
+        def decode_row(self, outputs: list, row: int, frame_hw: tuple[int, int]) -> Detections:
+            decode_threads.add(threading.current_thread().name.split("-")[0])
+            return super().decode_row(outputs, row, frame_hw)
 
     spy = Spy(split.detector)
     images = frames_with_trays(12)
@@ -86,7 +91,7 @@ def test_pipeline_preprocesses_on_decode_threads_and_infers_stacked_batches(ort_
     sources = {s: [Frame(s, i, i / 10, im) for i, im in enumerate(images)] for s in counts}
     handlers = {s: (lambda f, d, s=s: counts[s].append(len(d))) for s in counts}
     Pipeline(sources, [spy], handlers, max_batch=4, max_wait_s=0.005, stack_ahead=stack_ahead).run()
-    assert threads_seen == {"decode"} and infer_threads == {"infer"}
+    assert threads_seen == {"decode"} and infer_threads == {"infer"} and decode_threads == {"post"}
     assert batch_shapes and all(shape[1:] == (3, 64, 64) and shape[0] <= 4 for shape in batch_shapes)
     assert counts["a"] == counts["b"] == [i % 5 for i in range(12)]
 

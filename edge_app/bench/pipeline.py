@@ -264,6 +264,7 @@ def bench_pipeline(
                            inference_busy=pipe["inference_busy"], latency_ms_p95=pipe["latency_ms_p95"],
                            frames=pipe["frames"])
             row["bare_fps"] = max(row["bare_fps"], bare["fps"])
+            row.setdefault("round_ratios", []).append(round(pipe["fps"] / bare["fps"], 4))
             other = ""
             if compare_stacking:
                 alt = run_pipeline(video, detector, n, frames, batch, background_nice, core_plan, not stack_ahead)
@@ -277,15 +278,17 @@ def bench_pipeline(
 
     table = Table(title=f"bench pipeline (batch {batch}, {width}x{height} video, same network everywhere)")
     for col in ("streams", "pipeline fps", "bare session fps", "MXNet loop fps", "pipeline / bare",
-                "pipeline / MXNet", "mean batch", "inference busy", "latency p95 ms", "CPU ms/frame pipeline",
-                "CPU ms/frame bare"):
+                "same-round median", "pipeline / MXNet", "mean batch", "inference busy", "latency p95 ms",
+                "CPU ms/frame pipeline", "CPU ms/frame bare"):
         table.add_column(col, justify="right")
     for r in rows:
         r["mxnet_fps"] = mxnet_fps
         r["of_ceiling"] = r["pipeline_fps"] / r["bare_fps"]
         r["over_mxnet"] = r["pipeline_fps"] / mxnet_fps
+        r["of_ceiling_median"] = float(np.median(r["round_ratios"]))
         table.add_row(str(r["streams"]), f"{r['pipeline_fps']:.1f}", f"{r['bare_fps']:.1f}", f"{mxnet_fps:.1f}",
-                      f"{100 * r['of_ceiling']:.0f} %", f"{r['over_mxnet']:.2f}x", str(r["mean_batch"]),
+                      f"{100 * r['of_ceiling']:.0f} %", f"{100 * r['of_ceiling_median']:.0f} %",
+                      f"{r['over_mxnet']:.2f}x", str(r["mean_batch"]),
                       f"{100 * r['inference_busy']:.0f} %",
                       f"{r['latency_ms_p95']:.0f}", f"{r['pipeline_cpu_ms']:.1f}", f"{r['bare_cpu_ms']:.1f}")
     console.print(table)
@@ -304,8 +307,12 @@ def bench_pipeline(
         console.print(f"for reference, the bare session on all {available_cores()} cores (no decoding, nothing else "
                       f"running): {max(all_cores_runs):.1f} fps; the pipeline keeps one core for decoding, "
                       f"preprocessing and counting (see edge_app/pipeline/cpu.py)")
-    console.print(f"target pipeline >= {TARGET_OF_CEILING:.0%} of bare session: worst {worst_ceiling:.0%} -> "
-                  f"{'MET' if worst_ceiling >= TARGET_OF_CEILING else 'NOT MET'}")
+    worst_median = min(r["of_ceiling_median"] for r in rows)
+    console.print("pipeline / bare = best pipeline round / best bare round; same-round median = median over rounds of "
+                  "pipeline / bare measured back to back (both see the same machine state)")
+    console.print(f"target pipeline >= {TARGET_OF_CEILING:.0%} of bare session: worst {worst_ceiling:.0%} best/best -> "
+                  f"{'MET' if worst_ceiling >= TARGET_OF_CEILING else 'NOT MET'}; worst {worst_median:.0%} same-round "
+                  f"median -> {'MET' if worst_median >= TARGET_OF_CEILING else 'NOT MET'}")
     console.print(f"target pipeline >= {TARGET_OVER_MXNET:.0f}x MXNet loop: worst {worst_mx:.2f}x -> "
                   f"{'MET' if worst_mx >= TARGET_OVER_MXNET else 'NOT MET'}")
     out.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from edge_app.frame import Frame
 from edge_app.pipeline.cpu import Placement
 from edge_app.pipeline.jobs import Job
 from edge_app.pipeline.metrics import StreamMetrics
+from edge_app.pipeline.split import PendingDetections
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +47,12 @@ class PostProcessThread(threading.Thread):
         self.handler = handler
         self.metrics = metrics
         self.on_error = on_error
-        self._queue: queue.Queue[tuple[Job, Detections] | None] = queue.Queue(maxsize)
+        self._queue: queue.Queue[tuple[Job, Detections | PendingDetections] | None] = queue.Queue(maxsize)
         self._failed = threading.Event()
 
-    def submit(self, job: Job, detections: Detections) -> None:
-        """Called by the inference worker; blocks when this stream is behind (never drops)."""
+    def submit(self, job: Job, detections: Detections | PendingDetections) -> None:
+        """Called by the inference worker; blocks when this stream is behind (never drops). Pending detections
+        (raw outputs, `split`) are decoded here, on this thread."""
         while not self._failed.is_set():
             try:
                 self._queue.put((job, detections), timeout=0.2)
@@ -72,6 +74,8 @@ class PostProcessThread(threading.Thread):
             self.placement.apply()  # background: lower priority, off the inference cores (`pipeline.cpu`)
             while (item := self._queue.get()) is not _END:
                 job, detections = item
+                if isinstance(detections, PendingDetections):
+                    detections = detections.resolve()
                 self.handler(job.frame, detections)
                 self.metrics.frame_done(job.decoded_at, time.monotonic())
         except BaseException as exc:  # noqa: BLE001 - reported to the pipeline, which stops cleanly

@@ -32,7 +32,7 @@ from edge_app.pipeline.decode import DecodeThread
 from edge_app.pipeline.jobs import BatchDetector, Job
 from edge_app.pipeline.metrics import PipelineMetrics
 from edge_app.pipeline.postprocess import FrameHandler, PostProcessThread
-from edge_app.pipeline.split import PreparedDetector
+from edge_app.pipeline.split import PendingDetections, PreparedDetector
 from edge_app.pipeline.stacking import InlineStacking, StackAhead
 from edge_app.pipeline.worker import BatchFeed, InferenceWorker
 
@@ -115,7 +115,7 @@ class Pipeline:
         self._post_finished = False
 
     # -- wiring -----------------------------------------------------------------------------------
-    def _deliver(self, job: Job, detections: Detections) -> None:
+    def _deliver(self, job: Job, detections: Detections | PendingDetections) -> None:
         self._post[job.frame.stream].submit(job, detections)
 
     def _fail(self, exc: BaseException) -> None:

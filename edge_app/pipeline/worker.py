@@ -18,7 +18,7 @@ from edge_app.detections import Detections
 from edge_app.pipeline.cpu import Placement
 from edge_app.pipeline.jobs import BatchDetector, Job
 from edge_app.pipeline.metrics import PipelineMetrics
-from edge_app.pipeline.split import PreparedDetector
+from edge_app.pipeline.split import PendingDetections, PreparedDetector
 from edge_app.pipeline.stacking import Batch
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class InferenceWorker(threading.Thread):
         name: str,
         feed: BatchFeed,
         detector: BatchDetector,
-        deliver: Callable[[Job, Detections], None],
+        deliver: Callable[[Job, Detections | PendingDetections], None],
         metrics: PipelineMetrics,
         *,
         on_error: Callable[[BaseException], None] | None = None,
@@ -54,10 +54,11 @@ class InferenceWorker(threading.Thread):
         self.on_error = on_error
         self.placement = placement
 
-    def _detect(self, batch: Batch) -> list[Detections]:
-        """Run the tensors the decode threads prepared (already stacked), or let the detector preprocess."""
+    def _detect(self, batch: Batch) -> list[Detections] | list[PendingDetections]:
+        """Run the tensors the decode threads prepared (already stacked; outputs decoded later, on the
+        post-processing threads: `split`), or let the detector preprocess and decode."""
         if batch.tensors is not None and isinstance(self.detector, PreparedDetector):
-            return self.detector.detect_prepared(batch.tensors, [job.frame.image.shape[:2] for job in batch.jobs])
+            return self.detector.detect_pending(batch.tensors, [job.frame.image.shape[:2] for job in batch.jobs])
         return self.detector.detect([job.frame.image for job in batch.jobs])
 
     def run(self) -> None:
