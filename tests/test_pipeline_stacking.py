@@ -57,7 +57,8 @@ def test_every_frame_comes_out_once_in_stream_order_then_an_empty_batch(ahead: b
     batcher: DynamicBatcher[Job] = DynamicBatcher(max_batch=3, max_wait_s=0.0)
     fill(batcher, {"a": 7, "b": 5})
     feed = StackAhead("t", batcher) if ahead else InlineStacking(batcher)
-    feed.start()
+    if isinstance(feed, StackAhead):
+        feed.start()
     seen: dict[str, list[int]] = {"a": [], "b": []}
     while (batch := feed.next_batch()).jobs:
         assert batch.tensors is not None and len(batch.tensors) == len(batch.jobs) <= 3
@@ -65,7 +66,7 @@ def test_every_frame_comes_out_once_in_stream_order_then_an_empty_batch(ahead: b
             assert row[0, 0, 0] == j.frame.index  # each row is its own frame's tensor
             seen[j.frame.stream].append(j.frame.index)
     assert seen == {"a": list(range(7)), "b": list(range(5))}
-    if ahead:
+    if isinstance(feed, StackAhead):
         feed.join(5)
         assert not feed.is_alive()
 

@@ -21,6 +21,7 @@ from edge_app.frame import Frame
 from edge_app.pipeline.cpu import Placement
 from edge_app.pipeline.jobs import Job
 from edge_app.pipeline.metrics import StreamMetrics
+from edge_app.pipeline.queues import put_unless
 from edge_app.pipeline.split import PendingDetections
 
 log = logging.getLogger(__name__)
@@ -53,21 +54,11 @@ class PostProcessThread(threading.Thread):
     def submit(self, job: Job, detections: Detections | PendingDetections) -> None:
         """Called by the inference worker; blocks when this stream is behind (never drops). Pending detections
         (raw outputs, `split`) are decoded here, on this thread."""
-        while not self._failed.is_set():
-            try:
-                self._queue.put((job, detections), timeout=0.2)
-                return
-            except queue.Full:
-                continue
+        put_unless(self._queue, (job, detections), self._failed)
 
     def finish(self) -> None:
         """No more results: the thread exits after the ones already queued."""
-        while not self._failed.is_set():
-            try:
-                self._queue.put(_END, timeout=0.2)
-                return
-            except queue.Full:
-                continue
+        put_unless(self._queue, _END, self._failed)
 
     def run(self) -> None:
         try:

@@ -15,6 +15,7 @@ for "an item in any of my queues" without polling.
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections import deque
 from typing import Generic, TypeVar
@@ -100,3 +101,15 @@ class DropOldestQueue(Generic[T]):
         """Closed and drained: nothing will ever come out of this queue again."""
         with self._cond:
             return self._closed and not self._items
+
+
+def put_unless(q: queue.Queue[T], item: T, gone: threading.Event, poll_s: float = 0.2) -> bool:
+    """Blocking ``q.put(item)`` that gives up (False) once ``gone`` is set: for handing results to a consumer
+    thread that may have died, without ever dropping them while it lives."""
+    while not gone.is_set():
+        try:
+            q.put(item, timeout=poll_s)
+            return True
+        except queue.Full:
+            continue
+    return False

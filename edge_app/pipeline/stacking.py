@@ -30,6 +30,7 @@ import numpy as np
 from edge_app.pipeline.batcher import DynamicBatcher
 from edge_app.pipeline.cpu import Placement
 from edge_app.pipeline.jobs import Job
+from edge_app.pipeline.queues import put_unless
 
 
 @dataclass(slots=True)
@@ -76,9 +77,6 @@ class InlineStacking:
         self.batcher = batcher
         self._buffers = StackBuffers(batcher.max_batch, count=1)
 
-    def start(self) -> None:
-        """Nothing runs in the background."""
-
     def next_batch(self) -> Batch:
         """The next batch; no jobs once the batcher is finished or stopped."""
         return self._buffers.stack(self.batcher.next_batch())
@@ -117,13 +115,7 @@ class StackAhead(threading.Thread):
 
     def _hand_over(self, batch: Batch) -> bool:
         """Block until the worker takes ``batch``; False when the worker has gone (``close``)."""
-        while not self._closed.is_set():
-            try:
-                self._ready.put(batch, timeout=self.HAND_OVER_POLL_S)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_unless(self._ready, batch, self._closed, self.HAND_OVER_POLL_S)
 
     def next_batch(self) -> Batch:
         """The next stacked batch; no jobs at the end. Raises what went wrong on the stacking thread."""
