@@ -91,3 +91,10 @@ def test_motion_blur_is_off_by_default_and_draws_nothing_then(monkeypatch: pytes
     for seed in range(5):
         augment(img, boxes, np.random.default_rng(seed), motion_blur_p=1.0)
     assert len(calls) == 5
+    # p = 0 draws no random number: a tiny p draws one (and never blurs), which shifts every later draw, so some
+    # seed's flips/crops come out different. If p = 0 drew too, the two would always agree.
+    calls.clear()
+    differs = [not np.array_equal(augment(img, boxes, np.random.default_rng(seed))[1],
+                                  augment(img, boxes, np.random.default_rng(seed), motion_blur_p=1e-12)[1])
+               for seed in range(20)]
+    assert any(differs) and not calls
