@@ -49,6 +49,7 @@ class InferenceWorker(threading.Thread):
         super().__init__(name=f"infer-{name}", daemon=True)
         self.feed = feed
         self.detector = detector
+        self._prepared = isinstance(detector, PreparedDetector)  # once: a runtime Protocol check costs per call
         self.deliver = deliver
         self.metrics = metrics
         self.on_error = on_error
@@ -57,7 +58,7 @@ class InferenceWorker(threading.Thread):
     def _detect(self, batch: Batch) -> list[Detections] | list[PendingDetections]:
         """Run the tensors the decode threads prepared (already stacked; outputs decoded later, on the
         post-processing threads: `split`), or let the detector preprocess and decode."""
-        if batch.tensors is not None and isinstance(self.detector, PreparedDetector):
+        if batch.tensors is not None and self._prepared:
             return self.detector.detect_pending(batch.tensors, [job.frame.image.shape[:2] for job in batch.jobs])
         return self.detector.detect([job.frame.image for job in batch.jobs])
 
