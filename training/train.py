@@ -314,6 +314,7 @@ def run(argv: list[str] | None = None) -> dict:
     step = YOLOStep(net, size, len(classes)) if is_yolo(args.arch) else SSDStep(net, size)
     # After the step builders ran the net once, so every deferred-shape parameter exists.
     ema = WeightAverage(net, args.ema_decay) if args.ema_decay > 0 else None
+    averaged = ema.swapped_in if ema is not None else nullcontext  # the weights validation and export use
     if ema is not None and args.resume and ema_file.is_file() and state["iteration"]:
         ema.load_state(mx.nd.load(str(ema_file)), state["iteration"])
     roi = json.loads(args.roi) if args.roi else None
@@ -349,14 +350,14 @@ def run(argv: list[str] | None = None) -> dict:
         if val is not None and (state["epoch"] % args.val_every == 0 or state["epoch"] == args.epochs):
             if ema is not None:
                 record["val_map_raw"] = round(evaluate_net(net, val, classes, metric_name=args.select_metric)[0], 4)
-            with ema.swapped_in() if ema is not None else nullcontext():
+            with averaged():
                 val_map, _ = evaluate_net(net, val, classes, metric_name=args.select_metric)
                 record["val_map"] = round(val_map, 4)
                 if val_map > state["best_map"]:
                     state["best_map"], state["best_epoch"] = val_map, state["epoch"]
                     net.save_parameters(str(best_params))
         elif val is None:
-            with ema.swapped_in() if ema is not None else nullcontext():
+            with averaged():
                 net.save_parameters(str(best_params))
             state["best_epoch"] = state["epoch"]
         state["history"].append(record)
